@@ -149,12 +149,12 @@ class TapEngine:
             try:
                 for n, t in (uploads or {}).items(): self.add_table(self._upload_name(n), t)
                 want = limit if top is None else min(top, limit)
-                if self.random_overflow and (top is None or top > limit):
+                cur = self.db.execute(f"SELECT * FROM ({sql}) LIMIT {want + 1}")
+                rows = cur.fetchall()
+                if self.random_overflow and len(rows) > want and (top is None or top > want):
                     # like HEASARC's TAP: a capped result is a different random subset each call
                     cur = self.db.execute(f"SELECT * FROM ({sql}) ORDER BY RANDOM() LIMIT {want + 1}")
-                else:
-                    cur = self.db.execute(f"SELECT * FROM ({sql}) LIMIT {want + 1}")
-                rows = cur.fetchall()
+                    rows = cur.fetchall()
                 names_out = [d[0] for d in cur.description]
             finally:
                 for n in names: self._drop(n)

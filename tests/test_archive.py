@@ -1,0 +1,127 @@
+"""Issue 3 acceptance: TAP never short, retries, persistent failure, atomic downloads, byte-frugal cutouts."""
+import logging, time
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import Cutout2D
+from astropy.table import Table
+from astropy.wcs import WCS
+from astropy.coordinates import SkyCoord
+import astropy.units as u
+
+from mwnb.archive import tap_query, tap_upload_join
+from mwnb.cloud import cutout, download, https_url, open_fits, cloud_uri
+from mwnb.errors import ArchiveUnavailableError, TruncatedResultError, DownloadError
+
+
+@pytest.fixture(scope="module")
+def big_table():
+    rng = np.random.default_rng(3)
+    return Table({"id": np.arange(5000), "ra": rng.uniform(0, 360, 5000), "dec": rng.uniform(-90, 90, 5000)})
+
+
+def test_result_over_server_limit_is_complete_or_raises(archive, big_table):
+    engine = archive.engines["heasarc"]
+    engine.add_table("bigdemo", big_table)
+    old = engine.max_rows
+    engine.max_rows = 1000
+    try:
+        with pytest.raises(TruncatedResultError, match="cut at 1000 rows"):
+            tap_query("heasarc", "SELECT id FROM bigdemo")
+        t = tap_query("heasarc", "SELECT id, ra FROM bigdemo", page_by="ra")
+        assert len(t) == 5000 and len(set(t["id"])) == 5000
+        # MAXREC asked by the client also counts as a cut, never a silently smaller table
+        with pytest.raises(TruncatedResultError):
+            tap_query("heasarc", "SELECT id FROM bigdemo", maxrec=10)
+    finally:
+        engine.max_rows = old
+
+
+def test_two_503_then_success_is_logged(archive, caplog):
+    archive.add_table("tiny", Table({"x": [1, 2, 3]}))
+    archive.inject_fault("/heasarc/tap/sync", status=503, times=2)
+    with caplog.at_level(logging.WARNING, logger="mwnb.archive"):
+        t = tap_query("heasarc", "SELECT x FROM tiny")
+    assert sorted(t["x"]) == [1, 2, 3]
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 2 and "503" in retries[0].getMessage()
+    assert len(archive.requests_to("/heasarc/tap/sync")) == 3
+
+
+def test_persistent_failure_raises_within_configured_time(archive, monkeypatch):
+    monkeypatch.setenv("MWNB_MAX_RETRIES", "3")
+    monkeypatch.setenv("MWNB_RETRY_BACKOFF", "0.05")
+    archive.inject_fault("/irsa/tap/sync", status=503, times=100)
+    t0 = time.time()
+    with pytest.raises(ArchiveUnavailableError) as e:
+        tap_query("irsa", "SELECT 1 FROM fp_psc")
+    elapsed = time.time() - t0
+    assert e.value.tries == 4 and e.value.last_status == 503
+    assert elapsed < 0.05 * (1 + 2 + 4) + 5
+    assert len(archive.requests_to("/irsa/tap/sync")) == 4
+
+
+def test_cut_download_leaves_no_final_file_then_succeeds(archive, tmp_path, monkeypatch):
+    payload = np.random.default_rng(0).bytes(3_000_000)
+    uri = archive.put_object("nasa-heasarc", "demo/cut/big.bin", payload)
+    url = https_url(uri)
+    monkeypatch.setenv("MWNB_MAX_RETRIES", "0")
+    archive.inject_fault("/heasarc/FTP/demo/cut", kind="truncate", times=1)
+    with pytest.raises(ArchiveUnavailableError):
+        download(url, tmp_path / "big.bin", progress=False)
+    assert not (tmp_path / "big.bin").exists()
+    monkeypatch.setenv("MWNB_MAX_RETRIES", "2")
+    p = download(url, tmp_path / "big.bin", progress=False)
+    assert p.read_bytes() == payload
+    ranged = [r for r in archive.requests_to("/heasarc/FTP/demo/cut") if "Range" in r["headers"]]
+    assert ranged, "the second try resumed with a Range request"
+    n = len(archive.requests_to("/heasarc/FTP/demo/cut"))
+    download(url, tmp_path / "big.bin", progress=False)   # complete: only a HEAD for the size
+    assert [r["method"] for r in archive.requests_to("/heasarc/FTP/demo/cut")[n:]] == ["HEAD"]
+
+
+def test_checksum_mismatch_is_discarded(archive, tmp_path):
+    uri = archive.put_object("nasa-heasarc", "demo/sum.bin", b"abc" * 1000)
+    with pytest.raises(DownloadError, match="sha256"):
+        download(uri, tmp_path / "sum.bin", sha256="0" * 64, progress=False)
+    assert not (tmp_path / "sum.bin").exists() and not (tmp_path / "sum.bin.part").exists()
+
+
+def test_cutout_reads_under_two_percent_of_64mb(archive):
+    ny, nx = 4096, 4096   # float32: 64 MiB of pixels
+    data = np.random.default_rng(1).normal(size=(ny, nx)).astype(np.float32)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]; w.wcs.crval = [83.63321, 22.01446]
+    w.wcs.crpix = [nx / 2, ny / 2]; w.wcs.cdelt = [-1 / 3600, 1 / 3600]
+    import io
+    buf = io.BytesIO(); fits.PrimaryHDU(data, header=w.to_header()).writeto(buf)
+    size = len(buf.getvalue())
+    uri = archive.put_object("nasa-irsa-wise", "demo/big64.fits", buf.getvalue(), https=False)
+    archive.s3.reset()
+    pos = SkyCoord(83.63321, 22.01446, unit="deg")
+    side = 128   # 128x128 of 4096x4096 = 0.098% of the pixels
+    c = cutout(uri, pos, side)
+    sent = archive.s3.bytes_sent
+    assert size > 64 * 2**20
+    assert sent <= 0.02 * size, f"read {sent} of {size} bytes"
+    assert np.array_equal(c.data, Cutout2D(data, pos, side, wcs=w).data)
+
+
+def test_upload_join_requests_counted(archive, big_table):
+    archive.add_table("bigdemo2", big_table)
+    up = big_table[:400]["id", "ra", "dec"]
+    up.rename_columns(["id", "ra", "dec"], ["uid", "ra0", "dec0"])
+    res = tap_upload_join("heasarc", up, "SELECT u.uid, b.id FROM bigdemo2 AS b JOIN TAP_UPLOAD.t1 AS u "
+                          "ON CONTAINS(POINT('ICRS', b.ra, b.dec), CIRCLE('ICRS', u.ra0, u.dec0, 0.00001)) = 1")
+    assert sorted(zip(res["uid"], res["id"])) == [(i, i) for i in range(400)]
+    assert len(archive.requests_to("/heasarc/tap/sync")) == 1
+
+
+def test_cloud_uri_of_rosat_z_and_open(archive):
+    from mwnb.local_archive import fixture_dir
+    z = fixture_dir() / "astropy-lzw" / "lzw.fits.Z"
+    uri = archive.put_object("nasa-heasarc", "rosat/demo/lzw.fits.Z", z)
+    with open_fits(https_url(uri)) as h1, open_fits(uri) as h2:
+        assert h1[0].data.shape == h2[0].data.shape == (101, 101)
+        assert np.array_equal(h1[0].data, h2[0].data)
+    assert cloud_uri(https_url(uri)) == uri
