@@ -62,9 +62,16 @@ def _distance(*args):
 # %% ../nbs/04_local_tap.ipynb #c007
 _TOP = re.compile(r"^\s*SELECT\s+(DISTINCT\s+)?TOP\s+(\d+)\s+", re.I)
 
+_CONE = re.compile(r"CONTAINS\s*\(\s*POINT\s*\(([^()]*)\)\s*,\s*CIRCLE\s*\(([^()]*)\)\s*\)\s*=\s*1", re.I)
+
+def _with_dec_band(m):
+    "Prefix a point-in-circle test with a declination band SQLite checks natively (the join speed-up)."
+    p, c = [a.strip() for a in m.group(1).split(",")], [a.strip() for a in m.group(2).split(",")]
+    return f"(ABS(({p[-1]}) - ({c[-2]})) <= ({c[-1]}) AND {m.group(0)})"
+
 def adql_to_sqlite(adql: str):
     "Translate an ADQL query into (SQLite SQL, TOP limit or None)."
-    q = adql.strip().rstrip(";")
+    q = _CONE.sub(_with_dec_band, adql.strip().rstrip(";"))
     top = None
     m = _TOP.match(q)
     if m:
