@@ -196,9 +196,11 @@ class ByteCountingApp:
 
 def _start_moto():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
+    from werkzeug.serving import make_server, WSGIRequestHandler
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *a, **k): pass   # one line per S3 range request would drown notebook output
     app = ByteCountingApp(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, app
 
@@ -238,6 +240,8 @@ class LocalArchive:
         for name, engine in self.engines.items(): self.add_route(f"/{name}/tap", TapService(self, f"/{name}/tap", engine))
         self.add_route("/heasarc/FTP", self._serve_file)
         self.files = {}
+        from mwnb.local_vo import install
+        install(self)   # SIA v1/v2, DataLink, MAST path lookup
         self.started = True
         self.activate()
         if self._populate: self.populate()
