@@ -178,7 +178,14 @@ def _make_handler(archive):
         def do_DELETE(self): self._serve("DELETE")
     return Handler
 
-# %% ../nbs/05_local_archive.ipynb #c017
+# %% ../nbs/05_local_archive.ipynb #c016
+class _QuietServer(ThreadingHTTPServer):
+    "A client hanging up mid-answer (a cut download, a test's fault) is normal here, not a traceback."
+    def handle_error(self, request, client_address):
+        import sys
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)): super().handle_error(request, client_address)
+
+# %% ../nbs/05_local_archive.ipynb #c018
 class ByteCountingApp:
     "WSGI middleware recording (method, path, range, bytes) of each response."
     def __init__(self, app): self.app, self.log, self.lock = app, [], threading.Lock()
@@ -204,7 +211,7 @@ def _start_moto():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, app
 
-# %% ../nbs/05_local_archive.ipynb #c019
+# %% ../nbs/05_local_archive.ipynb #c020
 TAP_SERVICES = {"heasarc": "heasarc_tap", "irsa": "irsa_tap", "gaia": "gaia_tap", "mast": "mast_tap", "registry": "registry_tap"}
 BANNER = ("LOCAL TEST/DEMO ARCHIVE on 127.0.0.1: not the real archives. Tables and files are fixtures "
           "(real archive files from ../shared/data where present, stand-ins clearly marked MWNBDEMO otherwise).")
@@ -231,7 +238,7 @@ class LocalArchive:
     # -- lifecycle
     def start(self):
         "Start both servers, activate the endpoints, load demo content."
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self.http = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
@@ -347,7 +354,7 @@ class LocalArchive:
                 self.populate_errors[m.name] = repr(e)
                 warnings.warn(f"local archive: demo module {m.name} failed to load: {e!r}")
 
-# %% ../nbs/05_local_archive.ipynb #c023
+# %% ../nbs/05_local_archive.ipynb #c024
 _ACTIVE = None
 
 def use_archive(mode="auto"):
@@ -364,7 +371,7 @@ def archive_note():
     "A one-line provenance label for products: which archive they came from."
     return BANNER if conf.archive == "local" else "NASA/ESA archives (live services)"
 
-# %% ../nbs/05_local_archive.ipynb #c025
+# %% ../nbs/05_local_archive.ipynb #c026
 from fastcore.script import call_parse, Param
 
 @call_parse
