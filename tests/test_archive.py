@@ -125,3 +125,49 @@ def test_cloud_uri_of_rosat_z_and_open(archive):
         assert h1[0].data.shape == h2[0].data.shape == (101, 101)
         assert np.array_equal(h1[0].data, h2[0].data)
     assert cloud_uri(https_url(uri)) == uri
+
+
+def test_cloud_uri_resolves_the_five_kinds_from_real_response_shapes(archive):
+    import pyvo
+    from mwnb.config import conf
+    # 1. an SIA v2 (ObsCore) row from IRSA, with its JSON cloud_access column
+    row = pyvo.dal.SIA2Service(conf.irsa_sia).search(pos=(83.63321, 22.01446, 0.1), collection="wise_allwise").to_table()[0]
+    assert cloud_uri(row) == "s3://nasa-irsa-wise/wise/allwise/images/p3am_cdd/08/0837/0837p227_ac51/0837p227_ac51-w1-int-3.fits"
+    # 2. a DataLink result reached from HEASARC's SIA service descriptor
+    sia = pyvo.dal.SIAService(conf.heasarc_sia).search(pos=(83.63321, 22.01446), size=0.2)
+    assert cloud_uri(next(sia.iter_datalinks())) == "s3://nasa-heasarc/chandra/data/byobsid/8/1838/primary/demo_image2.fits"
+    # 3. an IRSA cloud_access value on its own
+    assert cloud_uri(str(row["cloud_access"])) == cloud_uri(row)
+    # 4. a MAST product row (astroquery product-list shape): dataURI -> path lookup -> stpubdata
+    prod = Table({"obsID": ["2003520266"], "dataURI": ["mast:PS1/product/rings.v3.skycell.1784.059.stk.g.unconv.fits"],
+                  "productFilename": ["rings.v3.skycell.1784.059.stk.g.unconv.fits"]})[0]
+    assert cloud_uri(prod) == "s3://stpubdata/panstarrs/ps1/public/rings.v3.skycell/1784/059/rings.v3.skycell.1784.059.stk.g.unconv.fits"
+    assert archive.requests_to("/mast/api/path_lookup")
+    # 5. a HEASARC https archive URL
+    assert cloud_uri("https://heasarc.gsfc.nasa.gov/FTP/swift/data/obs/2011_09/00031968059/") == "s3://nasa-heasarc/swift/data/obs/2011_09/00031968059/"
+    from mwnb.errors import NoCloudCopyError
+    with pytest.raises(NoCloudCopyError, match="no cloud copy"):
+        cloud_uri("https://example.org/not/an/archive.fits")
+    with pytest.raises(NoCloudCopyError, match="provider"):
+        cloud_uri(row, provider="gcp")
+
+
+def test_async_tap_job_returns_the_same_rows(archive):
+    archive.add_table("asyncdemo", Table({"i": np.arange(50)}))
+    t = tap_query("heasarc", "SELECT i FROM asyncdemo WHERE i >= 10", mode="async")
+    assert sorted(t["i"]) == list(range(10, 50))
+    assert any("/async/" in r["path"] for r in archive.requests_to("/heasarc/tap/async"))
+
+
+def test_opt_in_cache_fetches_once(archive, tmp_path, monkeypatch):
+    import io
+    buf = io.BytesIO(); fits.PrimaryHDU(np.ones((20, 20))).writeto(buf)
+    uri = archive.put_object("nasa-heasarc", "demo/cache/img.fits", buf.getvalue())
+    url = https_url(uri)
+    monkeypatch.setenv("MWNB_CACHE", "1")
+    monkeypatch.setenv("MWNB_CACHE_DIR", str(tmp_path))
+    for _ in range(2):
+        with open_fits(url) as h: assert h[0].data.sum() == 400
+    gets = [r for r in archive.requests_to("/heasarc/FTP/demo/cache") if r["method"] == "GET"]
+    assert len(gets) == 1
+    assert list(tmp_path.rglob("img.fits"))
