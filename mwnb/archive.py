@@ -100,13 +100,10 @@ def add_condition(adql: str, cond: str) -> str:
     return f"{body} {tail}".strip()
 
 # %% ../nbs/02_archive.ipynb #c018
-_hardlimits = {}
-
-def _hardlimit(svc, url):
-    if url not in _hardlimits:
-        try: _hardlimits[url] = svc.hardlimit
-        except Exception: _hardlimits[url] = None
-    return _hardlimits[url]
+def _hardlimit(svc):
+    "The service's advertised row limit (asked each time: a server's limit can change between calls)."
+    try: return svc.hardlimit
+    except Exception: return None
 
 def _run_once(svc, url, service, adql, maxrec, mode, uploads):
     def call():
@@ -115,7 +112,7 @@ def _run_once(svc, url, service, adql, maxrec, mode, uploads):
     res = with_retries(call, service, url)
     t = res.to_table()
     status = res.query_status or "OK"
-    hard = _hardlimit(svc, url) if len(t) >= 1000 and maxrec is None else None
+    hard = _hardlimit(svc) if len(t) >= 1000 and maxrec is None else None
     return t, _looks_truncated(len(t), status, adql, maxrec, hard)
 
 def _paged(svc, url, service, adql, maxrec, mode, uploads, col, lo, hi, depth=0, bar=None):
@@ -139,7 +136,7 @@ def tap_query(service, adql, *, maxrec=None, mode="sync", page_by=None, uploads=
     t0 = time.time()
     t, cut = _run_once(svc, url, service, adql, maxrec, mode, uploads)
     if cut and page_by is None:
-        raise TruncatedResultError(len(t), maxrec or _hardlimits.get(url), adql,
+        raise TruncatedResultError(len(t), maxrec or _hardlimit(svc), adql,
                                    hint="Pass page_by='ra' (or a column and range) to fetch it in pieces, or narrow the query.")
     if cut:
         col, lo, hi = default_page_range(page_by) if isinstance(page_by, str) else page_by
