@@ -58,6 +58,10 @@ def render_html(ipynb, html=None) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
     html = Path(html or Path(ipynb).with_suffix(".html"))
+    # nbconvert's templates live under <prefix>/share/jupyter; a venv on top of another Python sees only its own
+    base = Path(sys.base_prefix) / "share" / "jupyter"
+    if (base / "nbconvert").is_dir() and str(base) not in os.environ.get("JUPYTER_PATH", ""):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [os.environ.get("JUPYTER_PATH"), str(base)]))
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb, as_version=4))
     html.write_text(body, encoding="utf-8")
     return html
