@@ -10,7 +10,7 @@ __all__ = ['log', 'SERVICES', 'STANDARDS', 'service_url', 'is_retryable', 'with_
 import logging, re, time, datetime as _dt
 import requests
 import pyvo
-from astropy.table import Table, vstack
+from astropy.table import vstack
 from tqdm.auto import tqdm
 from .config import conf
 from .errors import ArchiveUnavailableError, TruncatedResultError

@@ -9,7 +9,7 @@ __all__ = ['BANDS', 'COUNTERPART_CATALOGS', 'read_events', 'chandra_obsid_files'
            'source_spectrum', 'plot_spectrum', 'counterpart_adql', 'find_counterparts', 'mast_observations']
 
 # %% ../nbs/31_chandra.ipynb #c002
-import shutil, subprocess, tempfile, warnings
+import shutil, subprocess, tempfile
 from pathlib import Path
 
 import numpy as np

@@ -7,7 +7,7 @@ __all__ = ['mast_relative_path', 'cloud_uri', 'rosat_events_uri', 'https_url', '
            'cutout', 'download', 'cached']
 
 # %% ../nbs/03_cloud.ipynb #c002
-import gzip, hashlib, io, json, os, shutil
+import hashlib, io, json, os, shutil
 from pathlib import Path
 from urllib.parse import urlsplit, quote, unquote
 import numpy as np

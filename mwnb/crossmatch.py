@@ -20,8 +20,8 @@ import astropy.units as u
 from astropy.table import Table, Column
 from scipy.spatial import cKDTree
 from fastcore.script import call_parse, Param
-from .errors import BadCoordinatesError, MissingInputError, EmptyResultError
-from .catalogs import read_any, read_fermi, read_csc, normalise, positive_flux, find_column, log10_flux
+from .errors import MissingInputError
+from .catalogs import read_fermi, read_csc
 
 # %% ../nbs/11_crossmatch.ipynb #c005
 REGION_KINDS = ("radius", "circle95", "ellipse95")

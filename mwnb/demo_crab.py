@@ -61,7 +61,7 @@ def populate(la):
               title="ACIS image (demo stand-in: G21.5-0.9 pixels)", collection="chanmaster")
     # MAST PanSTARRS through ObsTAP (ivoa.obscore) and the path-lookup API
     uri = "mast:PS1/product/rings.v3.skycell.1784.059.stk.g.unconv.fits"
-    ps1 = la.put_object(conf.mast_bucket, "panstarrs/ps1/public/rings.v3.skycell/1784/059/rings.v3.skycell.1784.059.stk.g.unconv.fits",
+    la.put_object(conf.mast_bucket, "panstarrs/ps1/public/rings.v3.skycell/1784/059/rings.v3.skycell.1784.059.stk.g.unconv.fits",
                         repointed_fits(k_image, *CRAB, 0.25 / 3600, "2MASS K pixels re-pointed to the Crab (PS1 stand-in)"), https=False)
     la.mast_paths = {**getattr(la, "mast_paths", {}), uri: "/ps1/rings.v3.skycell/1784/059/rings.v3.skycell.1784.059.stk.g.unconv.fits"}
     la.add_table("ivoa.obscore", Table(rows=[("PS1", "rings.v3.skycell.1784.059.stk.g", "image", CRAB[0], CRAB[1], 0.07, "g",

@@ -8,10 +8,8 @@ __all__ = ['DEMO_BANNER', 'B0453', 'LAT_DEMO_PREFIX', 'CHANDRA_DEMO', 'LAT_MAP_F
 
 # %% ../nbs/38_demo_fermi.ipynb #c002
 import gzip, io, itertools, re
-from pathlib import Path
 from urllib.parse import parse_qs
 
-import numpy as np
 from astropy.io import fits
 
 # %% ../nbs/38_demo_fermi.ipynb #c004

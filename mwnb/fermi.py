@@ -11,12 +11,11 @@ __all__ = ['LAT_TMIN', 'LAT_TMAX', 'LAT_EMIN', 'LAT_EMAX', 'SPACECRAFT_URI', 'FE
            'lat_ts_map', 'plot_sed', 'plot_ts_map', 'run_lat_likelihood']
 
 # %% ../nbs/30_fermi.ipynb #c002
-import json, re, shutil, time, warnings
+import json, re, time, warnings
 from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
-import requests
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
@@ -364,7 +363,6 @@ def fit_point_source(dataset, position: SkyCoord, *, name: str = "target", width
     source = SkyModel(spectral, spatial, name=name)
     ds.models = Models([source, bkg])
     result = Fit().run([ds])
-    pars = ds.models.parameters
     return {"engine": "gammapy", "dataset": ds, "source": source, "success": bool(result.success),
             "ts": float(stat_null - ds.stat_sum()), "index": float(spectral.index.value),
             "index_err": float(spectral.index.error), "position": spatial.position,

@@ -11,7 +11,6 @@ import email, email.policy, importlib, io, os, pkgutil, threading, time, warning
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit, parse_qs
-from astropy.table import Table
 from astropy.io import votable
 from .config import conf
 from .local_tap import TapEngine, UwsJob, votable_bytes
@@ -306,16 +305,22 @@ class LocalArchive:
 
     def put_object(self, bucket, key, data, https=True):
         "Upload `data` (bytes or a path) as a public-read S3 object; HEASARC's also appears under its https tree."
-        import boto3
         body = Path(data).read_bytes() if isinstance(data, (str, Path)) else data
-        client = boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
-                              aws_access_key_id="mwnb-local", aws_secret_access_key="mwnb-local")
+        client = self._s3_client()
         if bucket not in self.buckets:
             client.create_bucket(Bucket=bucket, ACL="public-read")
             self.buckets.add(bucket)
         client.put_object(Bucket=bucket, Key=key, Body=body, ACL="public-read")
         if https and bucket == conf.heasarc_bucket: self.files[f"/heasarc/FTP/{key}"] = body
         return f"s3://{bucket}/{key}"
+
+    def _s3_client(self):
+        "One boto3 client per archive: building one costs ~0.1 s and demo content uploads dozens of objects."
+        if getattr(self, "_boto", None) is None:
+            import boto3
+            self._boto = boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
+                                      aws_access_key_id="mwnb-local", aws_secret_access_key="mwnb-local")
+        return self._boto
 
     def add_file(self, url_path, data):
         "Serve bytes (or a file) at `url_path` under /heasarc/FTP (https archive tree)."

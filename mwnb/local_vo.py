@@ -6,7 +6,7 @@
 __all__ = ['add_image', 'sia1_handler', 'datalink_handler', 'sia2_handler', 'add_registry_entry', 'mast_path_handler', 'install']
 
 # %% ../nbs/09_local_vo.ipynb #c002
-import json, math
+import json
 from xml.sax.saxutils import escape, quoteattr
 from astropy.table import Table
 from .local_tap import angular_separation_deg

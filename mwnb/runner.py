@@ -9,9 +9,9 @@ __all__ = ['KERNEL', 'tutorials_dir', 'tutorial_path', 'parse_parameter', 'ensur
 # %% ../nbs/07_runner.ipynb #c002
 import json, os, sys, time
 from pathlib import Path
-from .config import conf, archive_mode
+from .config import archive_mode
 from .errors import MwnbError
-from .targets import get_target, slug
+from .targets import get_target
 
 # %% ../nbs/07_runner.ipynb #c004
 def tutorials_dir() -> Path:

@@ -10,7 +10,6 @@ __all__ = ['CLASS_ORDER', 'aitoff_map', 'exposure_map', 'lon_lat_histograms', 'p
 # %% ../nbs/12_skyplots.ipynb #c002
 from pathlib import Path
 import numpy as np
-import matplotlib
 from matplotlib.figure import Figure
 import astropy.units as u
 from astropy.table import Table

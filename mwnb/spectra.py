@@ -359,7 +359,6 @@ def _obsid(d):
 
 def results_table(jf: JointFit) -> Table:
     "Table of a finished JointFit: one row per spectrum, values with 90% bounds, fluxes, statistic."
-    from sherpa.astro.instrument import Response1D
     rows = []
     for d, src, comps in zip(jf.data, jf.sources, jf.components):
         row = {"spectrum": Path(str(d.name)).name, "obsid": _obsid(d), "exposure": float(d.exposure),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import yaml
 from .config import conf
-from .errors import UnknownTargetError, BadCoordinatesError, ArchiveUnavailableError
+from .errors import UnknownTargetError, BadCoordinatesError
 
 # %% ../nbs/06_targets.ipynb #c003
 def slug(name: str) -> str:
