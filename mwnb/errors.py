@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['MwnbError', 'ArchiveUnavailableError', 'TruncatedResultError', 'EmptyResultError', 'UnknownTargetError',
            'BadCoordinatesError', 'NonPositiveFluxError', 'DownloadError', 'NoCloudCopyError', 'MissingInputError',
-           'EngineUnavailableError']
+           'EngineUnavailableError', 'ServiceQueryError', 'ConfigError', 'UnsafePathError', 'BadParameterError',
+           'BadInputFileError']
 
 # %% ../nbs/01_errors.ipynb #c002
 class MwnbError(Exception):
@@ -50,3 +51,23 @@ class MissingInputError(MwnbError, FileNotFoundError):
 
 class EngineUnavailableError(MwnbError, ImportError):
     "No installed engine can do the requested computation."
+
+class ServiceQueryError(MwnbError, ValueError):
+    "A service answered, but refused the query (VOTable QUERY_STATUS=ERROR, HTTP 4xx): its message is kept."
+    def __init__(self, service, url, message, query=None):
+        self.service, self.url, self.message, self.query = service, url, message, query
+        super().__init__(f"{service} at {url} rejected the query: {message}" +
+                         (f"\nquery: {query}" if query else "") + "\nFix the query (column/table names, syntax) or check the service's documentation.")
+
+class ConfigError(MwnbError, ValueError):
+    "A configuration value (MWNB_* variable) is malformed or out of range."
+
+class UnsafePathError(MwnbError, ValueError):
+    "A path component from a server (key, listing, ObsID) would escape its folder or is malformed."
+
+class BadParameterError(MwnbError, ValueError):
+    "A tutorial parameter that the notebook does not define, or a value of the wrong kind."
+
+class BadInputFileError(MwnbError, ValueError):
+    "A user-given file exists but is not what the command needs (unreadable table, not a spectrum, ...)."
+
