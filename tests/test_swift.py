@@ -9,7 +9,7 @@ from regions import Regions
 from mwnb import swift
 from mwnb.swift import (process_observations, worker_count, heasoft_status, query_swift_observations, days_since,
                         select_window, swift_obs_uri, download_observation, write_regions, _heasoftpy_task)
-from mwnb.demo_swift import TPYX, selected_obsids
+from mwnb.demo.swift import TPYX, selected_obsids
 
 # A stand-in for each HEASoft tool: records argv, PFILES and cwd, writes a local .par file the way
 # HEASoft does (first PFILES directory), creates the outputs the next step reads, and fails for the
