@@ -16,15 +16,13 @@ import re
 import time
 from pathlib import Path
 import numpy as np
-import astropy.units as u
-from astropy.table import Table, Column
-from scipy.spatial import cKDTree
 from fastcore.script import call_parse, Param
 from .errors import MissingInputError
 from .catalogs import read_fermi, read_csc
 
 # %% ../nbs/11_crossmatch.ipynb #c005
 REGION_KINDS = ("radius", "circle95", "ellipse95")
+_DEG_PER = {"deg": 1.0, "arcmin": 1 / 60, "arcsec": 1 / 3600}
 
 def parse_region(region: str) -> tuple[str, float | None]:
     "('radius', deg) for 'radius:0.1deg' (or '6arcmin'); ('circle95'|'ellipse95', None) otherwise."
@@ -32,14 +30,19 @@ def parse_region(region: str) -> tuple[str, float | None]:
     if text in ("circle95", "ellipse95"): return text, None
     m = re.fullmatch(r"radius[:=]?\s*([0-9.eE+-]+)\s*(deg|arcmin|arcsec)?", text)
     if not m: raise ValueError(f"region must be 'circle95', 'ellipse95' or 'radius:<r>deg|arcmin|arcsec', got {region!r}")
-    return "radius", float((float(m.group(1)) * u.Unit(m.group(2) or "deg")).to_value(u.deg))
+    return "radius", float(m.group(1)) * _DEG_PER[m.group(2) or "deg"]
 
 # %% ../nbs/11_crossmatch.ipynb #c008
-def search_radius(fermi: Table, region: str) -> np.ndarray:
+def _deg_array(t: "Table", col: str) -> np.ndarray:
+    "Column `col` of `t` as float64 degrees."
+    import astropy.units as u
+    return np.asarray(u.Quantity(t[col], u.deg).to_value(u.deg), dtype=float)
+
+def search_radius(fermi: "Table", region: str) -> np.ndarray:
     "Per-Fermi-source outer search radius in degrees for `region`."
     kind, radius = parse_region(region)
     if kind == "radius": return np.full(len(fermi), radius)
-    return np.asarray(u.Quantity(fermi["semi_major_95"], u.deg).to_value(u.deg), dtype=float)
+    return _deg_array(fermi, "semi_major_95")
 
 # %% ../nbs/11_crossmatch.ipynb #c011
 def angular_separation(ra1, dec1, ra2, dec2) -> np.ndarray:
@@ -71,7 +74,7 @@ def unit_vectors(ra, dec) -> np.ndarray:
     cd = np.cos(dec)
     return np.column_stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)])
 
-def _candidates(tree: cKDTree, centres: np.ndarray, radius: np.ndarray):
+def _candidates(tree: "cKDTree", centres: np.ndarray, radius: np.ndarray):
     "Index arrays (centre, point) of every tree point within `radius` deg (chord test, slightly padded)."
     ok = np.isfinite(radius)
     chord = 2 * np.sin(np.radians(np.where(ok, radius, 0)) / 2) * (1 + 1e-9) + 1e-15
@@ -82,11 +85,7 @@ def _candidates(tree: cKDTree, centres: np.ndarray, radius: np.ndarray):
     return centre_idx, point_idx
 
 # %% ../nbs/11_crossmatch.ipynb #c018
-def _deg_array(t: Table, col: str) -> np.ndarray:
-    "Column `col` of `t` as float64 degrees."
-    return np.asarray(u.Quantity(t[col], u.deg).to_value(u.deg), dtype=float)
-
-def filter_pairs(fi, si, fermi: Table, sources: Table, region: str):
+def filter_pairs(fi, si, fermi: "Table", sources: "Table", region: str):
     "Exact cut of candidate pairs (fi, si): returns kept (fi, si, sep, ellipse_dist or NaN)."
     kind, _ = parse_region(region)
     fra, fdec = _deg_array(fermi, "ra")[fi], _deg_array(fermi, "dec")[fi]
@@ -103,15 +102,18 @@ def filter_pairs(fi, si, fermi: Table, sources: Table, region: str):
     return fi[keep], si[keep], sep[keep], edist[keep]
 
 # %% ../nbs/11_crossmatch.ipynb #c019
-def match_local(sources: Table, fermi: Table, region: str = "circle95", tree: cKDTree | None = None) -> Table:
+def match_local(sources: "Table", fermi: "Table", region: str = "circle95", tree: "cKDTree | None" = None) -> "Table":
     "All (Fermi source, X-ray source) pairs inside `region`, by KD-tree: indices, names, sep, ellipse_dist."
+    from scipy.spatial import cKDTree
     if tree is None: tree = cKDTree(unit_vectors(_deg_array(sources, "ra"), _deg_array(sources, "dec")))
     centres = unit_vectors(_deg_array(fermi, "ra"), _deg_array(fermi, "dec"))
     fi, si = _candidates(tree, centres, search_radius(fermi, region))
     return pair_table(*filter_pairs(fi, si, fermi, sources, region), fermi, sources, region)
 
-def pair_table(fi, si, sep, edist, fermi: Table, sources: Table, region: str) -> Table:
+def pair_table(fi, si, sep, edist, fermi: "Table", sources: "Table", region: str) -> "Table":
     "Pairs as a Table sorted by Fermi index then separation, with names and both positions."
+    import astropy.units as u
+    from astropy.table import Table
     order = np.lexsort((sep, fi))
     fi, si, sep, edist = fi[order], si[order], sep[order], edist[order]
     t = Table(meta={"region": region, "n_fermi": len(fermi), "n_sources": len(sources)})
@@ -130,8 +132,9 @@ def pair_table(fi, si, sep, edist, fermi: Table, sources: Table, region: str) ->
     return t
 
 # %% ../nbs/11_crossmatch.ipynb #c027
-def match_astropy(sources: Table, fermi: Table, region: str = "circle95") -> Table:
+def match_astropy(sources: "Table", fermi: "Table", region: str = "circle95") -> "Table":
     "Same pairs as `match_local`, found with SkyCoord.search_around_sky and an ellipse filter."
+    import astropy.units as u
     from astropy.coordinates import SkyCoord
     radius = search_radius(fermi, region)
     ok = np.flatnonzero(np.isfinite(radius))
@@ -153,11 +156,11 @@ def match_astropy(sources: Table, fermi: Table, region: str = "circle95") -> Tab
     return pair_table(fi, si, sep, edist, fermi, sources, region)
 
 # %% ../nbs/11_crossmatch.ipynb #c029
-def pair_keys(pairs: Table) -> set:
+def pair_keys(pairs: "Table") -> set:
     "Set of (fermi_index, source_index) of a pair table."
     return set(zip(np.asarray(pairs["fermi_index"]).tolist(), np.asarray(pairs["source_index"]).tolist()))
 
-def same_pairs(p1: Table, p2: Table) -> bool:
+def same_pairs(p1: "Table", p2: "Table") -> bool:
     "True when two pair tables hold the same (Fermi, source) pairs."
     return pair_keys(p1) == pair_keys(p2)
 
@@ -172,15 +175,17 @@ def crossmatch_adql(region: str = "circle95", fermi_table: str = "fermilpsc", so
                     fermi_columns: dict | None = None, source_columns: dict | None = None,
                     b_max: float | None = None, min_flux: float | None = None, axis_unit: str = "deg") -> str:
     "ADQL text of the server-side pair search (no network): CSC sources inside each Fermi source's circle."
+    import astropy.units as u
+    from mwnb.archive import adql_literal
     kind, radius = parse_region(region)
     f = fermi_columns or (UPLOAD_FERMI_COLUMNS if fermi_table.upper().startswith("TAP_UPLOAD") else HEASARC_FERMI_COLUMNS)
     c = source_columns or HEASARC_CSC_COLUMNS
     # CIRCLE wants degrees; a server table may hold the ellipse axes in arcmin (axis_unit="arcmin")
     scale = u.Unit(axis_unit).to(u.deg)
-    r = repr(radius) if kind == "radius" else f"f.{f['major']}" + ("" if scale == 1 else f" * {scale!r}")
+    r = adql_literal(radius) if kind == "radius" else f"f.{f['major']}" + ("" if scale == 1 else f" * {adql_literal(scale)}")
     where = []
-    if min_flux is not None: where.append(f"c.{c['flux']} > {min_flux!r}")
-    if b_max is not None: where.append(f"ABS(c.{c['b']}) <= {b_max!r}")
+    if min_flux is not None: where.append(f"c.{c['flux']} > {adql_literal(min_flux)}")
+    if b_max is not None: where.append(f"ABS(c.{c['b']}) <= {adql_literal(b_max)}")
     return (f"SELECT f.{f['name']} AS fermi_name, c.{c['name']} AS source_name, "
             f"c.{c['ra']} AS source_ra, c.{c['dec']} AS source_dec, f.{f['ra']} AS fermi_ra, f.{f['dec']} AS fermi_dec, "
             f"f.{f['major']} AS semi_major_95, f.{f['minor']} AS semi_minor_95, f.{f['pa']} AS pos_ang_95, "
@@ -190,7 +195,7 @@ def crossmatch_adql(region: str = "circle95", fermi_table: str = "fermilpsc", so
             + (f" WHERE {' AND '.join(where)}" if where else ""))
 
 # %% ../nbs/11_crossmatch.ipynb #c035
-def server_pairs(rows: Table, sources: Table, fermi: Table, region: str) -> Table:
+def server_pairs(rows: "Table", sources: "Table", fermi: "Table", region: str) -> "Table":
     "Local pair table from server-side match rows (fermi_name, source_name), ellipse cut applied here."
     f_index = {n: i for i, n in enumerate(np.asarray(fermi["name"]).tolist())}
     s_index = {n: i for i, n in enumerate(np.asarray(sources["name"]).tolist())}
@@ -202,9 +207,10 @@ def server_pairs(rows: Table, sources: Table, fermi: Table, region: str) -> Tabl
     si = np.array([s_index[n] for n in snames], dtype=np.int64)
     return pair_table(*filter_pairs(fi, si, fermi, sources, region), fermi, sources, region)
 
-def match_tap(sources: Table, fermi: Table, region: str = "circle95", service: str = "heasarc",
-              source_table: str = "csc", fermi_table: str | None = None, **adql_kw) -> Table:
+def match_tap(sources: "Table", fermi: "Table", region: str = "circle95", service: str = "heasarc",
+              source_table: str = "csc", fermi_table: str | None = None, **adql_kw) -> "Table":
     "Server-side match: ADQL on `service` (Fermi table on the server, or uploaded when fermi_table is None)."
+    from astropy.table import Table
     from mwnb.archive import tap_query, tap_upload_join
     if fermi_table is None:
         upload = Table({c: fermi[c] for c in ("name", "ra", "dec", "semi_major_95", "semi_minor_95", "pos_ang_95")})
@@ -217,8 +223,10 @@ def match_tap(sources: Table, fermi: Table, region: str = "circle95", service: s
     return pairs
 
 # %% ../nbs/11_crossmatch.ipynb #c037
-def group_by_fermi(pairs: Table, fermi: Table, matched_only: bool = False) -> Table:
+def group_by_fermi(pairs: "Table", fermi: "Table", matched_only: bool = False) -> "Table":
     "One row per Fermi source: n_matches and lists of CSC names, fluxes, l, b, separations."
+    import astropy.units as u
+    from astropy.table import Table, Column
     fi = np.asarray(pairs["fermi_index"])
     order = np.argsort(fi, kind="stable")
     starts = np.searchsorted(fi[order], np.arange(len(fermi) + 1))
@@ -235,7 +243,7 @@ def group_by_fermi(pairs: Table, fermi: Table, matched_only: bool = False) -> Ta
     return g[g["n_matches"] > 0] if matched_only else g
 
 # %% ../nbs/11_crossmatch.ipynb #c040
-def _flat_lists(t: Table, numeric: bool) -> Table:
+def _flat_lists(t: "Table", numeric: bool) -> "Table":
     "Copy of `t` with list columns joined into ';'-separated text (all of them, or only text lists)."
     out = t.copy()
     for c in t.colnames:
@@ -245,7 +253,7 @@ def _flat_lists(t: Table, numeric: bool) -> Table:
                 out[c] = [";".join(str(x) for x in v) for v in t[c]]
     return out
 
-def save_grouped(grouped: Table, out_dir, stem: str = "grouped") -> dict:
+def save_grouped(grouped: "Table", out_dir, stem: str = "grouped") -> dict:
     "Write `grouped` as ECSV, VOTable and CSV under `out_dir`; returns {format: path}."
     import warnings
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,8 +266,9 @@ def save_grouped(grouped: Table, out_dir, stem: str = "grouped") -> dict:
     return paths
 
 # %% ../nbs/11_crossmatch.ipynb #c043
-def shifted_fermi(fermi: Table, region: str, offset: float, pa: float) -> Table:
+def shifted_fermi(fermi: "Table", region: str, offset: float, pa: float) -> "Table":
     "Copy of `fermi` with every position moved `offset` x its outer radius towards position angle `pa` deg."
+    import astropy.units as u
     from astropy.coordinates import SkyCoord
     r = np.nan_to_num(search_radius(fermi, region), nan=0.0)
     moved = SkyCoord(_deg_array(fermi, "ra"), _deg_array(fermi, "dec"), unit="deg").directional_offset_by(
@@ -268,9 +277,10 @@ def shifted_fermi(fermi: Table, region: str, offset: float, pa: float) -> Table:
     out["ra"], out["dec"] = moved.ra.to(u.deg), moved.dec.to(u.deg)
     return out
 
-def chance_matches(sources: Table, fermi: Table, region: str = "circle95", offsets=(2.5, 4.0),
+def chance_matches(sources: "Table", fermi: "Table", region: str = "circle95", offsets=(2.5, 4.0),
                    angles=(0.0, 90.0, 180.0, 270.0)) -> np.ndarray:
     "Expected chance matches per Fermi source: mean match count over off-source shifted regions."
+    from scipy.spatial import cKDTree
     tree = cKDTree(unit_vectors(_deg_array(sources, "ra"), _deg_array(sources, "dec")))
     counts = np.zeros(len(fermi))
     for off in offsets:
@@ -279,7 +289,7 @@ def chance_matches(sources: Table, fermi: Table, region: str = "circle95", offse
             counts += np.bincount(np.asarray(p["fermi_index"], dtype=np.int64), minlength=len(fermi))
     return counts / (len(offsets) * len(angles))
 
-def add_reliability(grouped: Table, n_chance: np.ndarray) -> Table:
+def add_reliability(grouped: "Table", n_chance: np.ndarray) -> "Table":
     "Add n_chance (expected chance matches) and p_chance (P(>=1 chance match)) beside n_matches."
     grouped["n_chance"] = n_chance
     grouped["p_chance"] = 1 - np.exp(-n_chance)
@@ -294,8 +304,9 @@ COUNTERPART_CATALOGS = {
                   columns=("designation", "ra", "dec", "j_m", "h_m", "k_m")),
 }
 
-def search_positions(fermi: Table, pairs: Table) -> Table:
+def search_positions(fermi: "Table", pairs: "Table") -> "Table":
     "Upload table: every Fermi centroid (kind 'fermi') and every matched CSC position (kind 'csc')."
+    from astropy.table import Table
     fi = np.asarray(pairs["fermi_index"])
     t = Table()
     t["fermi_index"] = np.concatenate([np.arange(len(fermi)), fi]).astype(np.int64)
@@ -307,16 +318,19 @@ def search_positions(fermi: Table, pairs: Table) -> Table:
 
 def counterparts_adql(catalog: str = "gaia", radius: float = 0.03, upload: str = "TAP_UPLOAD.t1") -> str:
     "ADQL joining uploaded positions to Gaia DR3 or 2MASS within `radius` deg (no network)."
+    from mwnb.archive import adql_literal
     cat = COUNTERPART_CATALOGS[catalog]
     cols = ", ".join(f"g.{c}" if c not in ("ra", "dec") else f"g.{c} AS cat_{c}" for c in cat["columns"])
     return (f"SELECT u.pos_id, u.fermi_index, u.kind, {cols}, "
             f"DISTANCE(POINT('ICRS', u.ra, u.dec), POINT('ICRS', g.ra, g.dec)) AS dist "
             f"FROM {upload} AS u JOIN {cat['table']} AS g "
-            f"ON 1=CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, {radius!r}))")
+            f"ON 1=CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, {adql_literal(radius)}))")
 
 # %% ../nbs/11_crossmatch.ipynb #c049
-def nearest_counterparts(rows: Table, fermi: Table, pairs: Table, catalog: str, n_nearest: int = 3) -> Table:
+def nearest_counterparts(rows: "Table", fermi: "Table", pairs: "Table", catalog: str, n_nearest: int = 3) -> "Table":
     "Closest `n_nearest` stars per search position, one row per (Fermi source, star), with separations."
+    import astropy.units as u
+    from astropy.table import Table
     cat = COUNTERPART_CATALOGS[catalog]
     if len(rows) == 0:
         out = Table(names=["fermi_index", "fermi_name", cat["id"], "ra", "dec", "sep_fermi", "sep_csc"],
@@ -345,7 +359,7 @@ def nearest_counterparts(rows: Table, fermi: Table, pairs: Table, catalog: str, 
     out.meta["catalog"] = catalog
     return out
 
-def _nearest_csc_sep(fi, ra, dec, pairs: Table) -> np.ndarray:
+def _nearest_csc_sep(fi, ra, dec, pairs: "Table") -> np.ndarray:
     "Separation (deg) of each star from the nearest CSC source matched to its Fermi source (NaN if none)."
     out = np.full(len(fi), np.nan)
     pfi = np.asarray(pairs["fermi_index"])
@@ -358,8 +372,8 @@ def _nearest_csc_sep(fi, ra, dec, pairs: Table) -> np.ndarray:
     return out
 
 # %% ../nbs/11_crossmatch.ipynb #c050
-def find_counterparts(fermi: Table, pairs: Table, catalog: str = "gaia", radius: float = 0.03,
-                      n_nearest: int = 3, service: str | None = None, chunk_rows: int | None = None) -> Table:
+def find_counterparts(fermi: "Table", pairs: "Table", catalog: str = "gaia", radius: float = 0.03,
+                      n_nearest: int = 3, service: str | None = None, chunk_rows: int | None = None) -> "Table":
     "Gaia DR3 or 2MASS stars near every Fermi centroid and matched CSC position, one upload join per catalog."
     from mwnb.archive import tap_upload_join
     cat = COUNTERPART_CATALOGS[catalog]
@@ -373,6 +387,7 @@ def find_counterparts(fermi: Table, pairs: Table, catalog: str = "gaia", radius:
 def xmatch(xray, fermi, region: str = "circle95", b_max: float | None = None, min_flux: float | None = 0.0,
            out="xmatch_out", chance: bool = True) -> dict:
     "File-to-file cross-match; returns pairs, grouped, n_pairs, n_fermi_matched and the written paths."
+    import astropy.units as u
     sources = read_csc(xray, min_flux=min_flux)
     fgl = read_fermi(fermi)
     if b_max is not None:
@@ -416,9 +431,11 @@ def xmatch_cli(xray: Param("X-ray source table (FITS, VOTable, ECSV, CSV)", str,
     return r
 
 # %% ../nbs/11_crossmatch.ipynb #c057
-def csc_like_positions(n: int, fermi: Table, seed: int = 1, field_radius: float = 0.15,
-                       per_field: int = 40) -> Table:
+def csc_like_positions(n: int, fermi: "Table", seed: int = 1, field_radius: float = 0.15,
+                       per_field: int = 40) -> "Table":
     "`n` synthetic X-ray positions in Chandra-like fields: 20% on Fermi sources, 50% near the plane, 30% anywhere."
+    import astropy.units as u
+    from astropy.table import Table
     from astropy.coordinates import SkyCoord
     rng = np.random.default_rng(seed)
     n_fields = max(1, n // per_field)

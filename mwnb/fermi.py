@@ -16,11 +16,6 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
-import astropy.units as u
-from astropy.coordinates import SkyCoord
-from astropy.io import fits
-from astropy.table import Table, QTable
-from tqdm.auto import tqdm
 
 from .config import conf
 from .errors import MissingInputError, ArchiveUnavailableError, DownloadError, EngineUnavailableError
@@ -75,6 +70,7 @@ def poll_lat_results(url: str, *, interval: float = None, timeout: float = None,
 # %% ../nbs/30_fermi.ipynb #c015
 def check_fits(path) -> Path:
     "`path` if every HDU of the FITS file reads, else DownloadError."
+    from astropy.io import fits
     try:
         with fits.open(path) as h:
             for hdu in h: hdu.data  # reading every HDU finds a file cut short
@@ -98,6 +94,7 @@ def fetch_lat_data(ra: float, dec: float, dest_dir, *, radius: float = 10.0, tmi
                    tmax: float = LAT_TMAX, emin: float = LAT_EMIN, emax: float = LAT_EMAX,
                    spacecraft: bool = False, progress: bool = True, **poll_kw) -> dict:
     "Query the LAT data server, poll, and download the files once: {'photon': [...], 'spacecraft': [...]}."
+    from tqdm.auto import tqdm
     dest_dir = Path(dest_dir); dest_dir.mkdir(parents=True, exist_ok=True)
     form = lat_query_form(ra, dec, radius=radius, tmin=tmin, tmax=tmax, emin=emin, emax=emax, spacecraft=spacecraft)
     manifest = dest_dir / "lat_query.json"
@@ -237,8 +234,10 @@ def run_fermipy(config_path, target: str, out_dir, *, free_radius: float = 3.0) 
             "index": abs(float(index["value"])) * scale, "index_err": float(index["error"]) * scale,
             "sed": table, "tsmap": tsmap["ts"], "fit": fit}
 
-def fermipy_sed_table(sed: dict) -> QTable:
+def fermipy_sed_table(sed: dict) -> "QTable":
     "fermipy SED dict -> table with units (MeV, cm-2 s-1 MeV-1, TS, upper limits)."
+    import astropy.units as u
+    from astropy.table import QTable
     t = QTable()
     t["e_min"], t["e_ref"], t["e_max"] = (np.asarray(sed[k]) * u.MeV for k in ("e_min", "e_ref", "e_max"))
     dnde_unit = u.Unit("cm-2 s-1 MeV-1")
@@ -256,13 +255,15 @@ def _read_map(uri):
     from mwnb.cloud import open_fits
     with open_fits(str(uri)) as h: return Map.from_hdulist(h)
 
-def lat_energy_axis(emin=1e4 * u.MeV, emax=2e6 * u.MeV, nbin: int = 6):
-    "Log energy axis (reconstructed energy, MeV) of a counts cube."
+def lat_energy_axis(emin=1e4, emax=2e6, nbin: int = 6):
+    "Log energy axis (reconstructed energy) of a counts cube from `emin` to `emax` (MeV, or Quantities)."
+    import astropy.units as u
     from gammapy.maps import MapAxis
     return MapAxis.from_energy_bounds(u.Quantity(emin, "MeV"), u.Quantity(emax, "MeV"), nbin=nbin, name="energy")
 
 def _psf_profile(psf_image):
     "Radial profile (sr-1) of a normalized PSF kernel image at the distinct pixel radii."
+    import astropy.units as u
     data = psf_image.data.astype(float)
     ny, nx = data.shape
     yy, xx = np.indices(data.shape)
@@ -275,6 +276,9 @@ def _psf_profile(psf_image):
 # %% ../nbs/30_fermi.ipynb #c039
 def lat_products_from_images(events, counts, exposure, background, psf, out_dir, *, energy_axis=None) -> dict:
     "Write a gtbin counts cube, gtexpcube2 exposure cube, gtpsf PSF and background model cube from 2D LAT images + events."
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
     from gammapy.maps import Map, MapAxis, RegionGeom
     from gammapy.irf import PSFMap
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,6 +315,7 @@ def lat_products_from_images(events, counts, exposure, background, psf, out_dir,
 
 def _label_demo(path, how):
     "Record in the primary header how a file was made."
+    from astropy.io import fits
     with fits.open(path, mode="update") as h: h[0].header["MWNBPROD"] = (how[:68], "made by mwnb")
 
 # %% ../nbs/30_fermi.ipynb #c042
@@ -331,7 +336,7 @@ def read_lat_dataset(paths: dict, name: str = "lat"):
     return MapDataset(counts=counts, exposure=exposure, background=background, psf=psf, name=name)
 
 # %% ../nbs/30_fermi.ipynb #c045
-def brightest_excess(dataset, smooth_pix: float = 2.0) -> SkyCoord:
+def brightest_excess(dataset, smooth_pix: float = 2.0) -> "SkyCoord":
     "Sky position of the peak of smoothed (counts - background) summed over energy."
     from scipy.ndimage import gaussian_filter
     excess = gaussian_filter((dataset.counts.data - dataset.background.data).sum(axis=0), smooth_pix)
@@ -339,12 +344,14 @@ def brightest_excess(dataset, smooth_pix: float = 2.0) -> SkyCoord:
     return dataset.counts.geom.to_image().get_coord().skycoord[iy, ix]
 
 # %% ../nbs/30_fermi.ipynb #c048
-def fit_point_source(dataset, position: SkyCoord, *, name: str = "target", width=4 * u.deg,
-                     index: float = 2.5, box: float = 0.3, reference=30 * u.GeV) -> dict:
-    "Fit a power-law point source at `position` in a cutout of `dataset`; TS, index, error, models."
+def fit_point_source(dataset, position: "SkyCoord", *, name: str = "target", width=4.0,
+                     index: float = 2.5, box: float = 0.3, reference=30.0) -> dict:
+    "Fit a power-law point source at `position` in a `width` (deg) cutout of `dataset`, `reference` in GeV; TS, index, models."
+    import astropy.units as u
     from gammapy.modeling import Fit
     from gammapy.modeling.models import (SkyModel, PowerLawSpectralModel, PointSpatialModel,
                                          FoVBackgroundModel, Models)
+    width, reference = u.Quantity(width, u.deg), u.Quantity(reference, u.GeV)
     ds = dataset.cutout(position, width=width, name=dataset.name)
     bkg = FoVBackgroundModel(dataset_name=ds.name)
     bkg.spectral_model.tilt.frozen = False
@@ -369,8 +376,10 @@ def fit_point_source(dataset, position: SkyCoord, *, name: str = "target", width
             "npred": float(ds.npred_signal().data.sum())}
 
 # %% ../nbs/30_fermi.ipynb #c051
-def lat_sed(fit: dict, *, n_sigma_ul: float = 2.0) -> QTable:
+def lat_sed(fit: dict, *, n_sigma_ul: float = 2.0) -> "QTable":
     "Flux points of the fitted source in each energy bin: e_min/e_ref/e_max, dnde (+err, ul), e2dnde, ts, is_ul."
+    import astropy.units as u
+    from astropy.table import QTable
     from gammapy.estimators import FluxPointsEstimator
     ds, source = fit["dataset"], fit["source"]
     edges = ds.counts.geom.axes["energy"].edges
@@ -396,6 +405,7 @@ def lat_sed(fit: dict, *, n_sigma_ul: float = 2.0) -> QTable:
 # %% ../nbs/30_fermi.ipynb #c054
 def lat_ts_map(fit: dict, *, index: float = 2.0, exclude_target: bool = True):
     "TS map (gammapy Map) of a power-law point source over the fit's cutout."
+    import astropy.units as u
     from gammapy.estimators import TSMapEstimator
     from gammapy.modeling.models import PowerLawSpectralModel, PointSpatialModel, SkyModel, Models
     ds = fit["dataset"].copy(name=fit["dataset"].name)
@@ -408,8 +418,9 @@ def lat_ts_map(fit: dict, *, index: float = 2.0, exclude_target: bool = True):
         return est.run(ds)["ts"]
 
 # %% ../nbs/30_fermi.ipynb #c057
-def plot_sed(sed: QTable, path=None, title: str = None):
+def plot_sed(sed: "QTable", path=None, title: str = None):
     "E^2 dN/dE flux points with errors and upper limits; saved to `path`."
+    import astropy.units as u
     from matplotlib.figure import Figure
     fig = Figure(figsize=(6, 4.2)); ax = fig.add_subplot()
     det, ul = ~sed["is_ul"], sed["is_ul"]
@@ -426,7 +437,7 @@ def plot_sed(sed: QTable, path=None, title: str = None):
     if path: fig.savefig(path, dpi=120, bbox_inches="tight")
     return fig
 
-def plot_ts_map(tsmap, path=None, position: SkyCoord = None, title: str = "TS map"):
+def plot_ts_map(tsmap, path=None, position: "SkyCoord" = None, title: str = "TS map"):
     "TS map image with WCS axes (and the fitted position); saved to `path`."
     from matplotlib.figure import Figure
     wcs = tsmap.geom.to_image().wcs if hasattr(tsmap, "geom") else tsmap.wcs  # gammapy or fermipy map
@@ -443,7 +454,7 @@ def plot_ts_map(tsmap, path=None, position: SkyCoord = None, title: str = "TS ma
 
 # %% ../nbs/30_fermi.ipynb #c060
 def run_lat_likelihood(out_dir, *, maps: dict = None, config_path=None, target: str = "target",
-                       position: SkyCoord = None, engine: str = "auto") -> dict:
+                       position: "SkyCoord" = None, engine: str = "auto") -> dict:
     "LAT likelihood with fermipy (ScienceTools present) or gammapy; writes sed.ecsv, tsmap.fits, PNGs."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     engine = lat_engine() if engine == "auto" else engine

@@ -10,13 +10,10 @@ __all__ = ['CLASS_ORDER', 'aitoff_map', 'exposure_map', 'lon_lat_histograms', 'p
 # %% ../nbs/12_skyplots.ipynb #c002
 from pathlib import Path
 import numpy as np
-from matplotlib.figure import Figure
-import astropy.units as u
-from astropy.table import Table
 from .catalogs import log10_flux, positive_flux
 
 # %% ../nbs/12_skyplots.ipynb #c005
-def _save(fig: Figure, path) -> Figure:
+def _save(fig: "Figure", path) -> "Figure":
     "Save `fig` as PNG at `path` (if given) and return it."
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -29,8 +26,9 @@ def _wrap180(lon) -> np.ndarray:
 
 # %% ../nbs/12_skyplots.ipynb #c007
 def aitoff_map(l, b, c=None, path=None, title: str = "", clabel: str = "", s: float = 2.0,
-               cmap: str = "viridis") -> Figure:
+               cmap: str = "viridis") -> "Figure":
     "All-sky Galactic Aitoff scatter of (l, b) in degrees, optionally coloured by `c`."
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(10, 5.5))
     ax = fig.add_subplot(projection="aitoff")
     x, y = np.radians(-_wrap180(l)), np.radians(np.asarray(b, float))
@@ -44,7 +42,7 @@ def aitoff_map(l, b, c=None, path=None, title: str = "", clabel: str = "", s: fl
     return _save(fig, path)
 
 # %% ../nbs/12_skyplots.ipynb #c010
-def exposure_map(observations: Table, path=None) -> Figure:
+def exposure_map(observations: "Table", path=None) -> "Figure":
     "Aitoff map of Chandra observations coloured by log10 exposure (s)."
     obs = positive_flux(observations, "exposure")
     fig = aitoff_map(obs["l"], obs["b"], log10_flux(obs["exposure"]), None, s=6,
@@ -53,8 +51,9 @@ def exposure_map(observations: Table, path=None) -> Figure:
     return _save(fig, path)
 
 # %% ../nbs/12_skyplots.ipynb #c013
-def lon_lat_histograms(l, b, path=None, bins: int = 72, label: str = "sources") -> Figure:
+def lon_lat_histograms(l, b, path=None, bins: int = 72, label: str = "sources") -> "Figure":
     "Histograms of Galactic longitude (wrapped to -180..180) and latitude."
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4))
     a1, a2 = fig.subplots(1, 2)
     a1.hist(_wrap180(l), bins=np.linspace(-180, 180, bins + 1), color="C0")
@@ -64,8 +63,9 @@ def lon_lat_histograms(l, b, path=None, bins: int = 72, label: str = "sources") 
     return _save(fig, path)
 
 def plane_strip(l, b, c=None, path=None, l_center: float = 0.0, l_half_width: float = 60.0,
-                b_max: float = 10.0, projection: str = "TAN", clabel: str = "") -> Figure:
+                b_max: float = 10.0, projection: str = "TAN", clabel: str = "") -> "Figure":
     "Galactic-plane strip in a WCS GLON/GLAT projection (TAN by default), |b| <= b_max."
+    from matplotlib.figure import Figure
     from astropy.wcs import WCS
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = [f"GLON-{projection}", f"GLAT-{projection}"]
@@ -99,8 +99,9 @@ def class_rank(cls) -> np.ndarray:
     return np.array([pos.get(str(c).lower(), len(CLASS_ORDER)) for c in cls])
 
 # %% ../nbs/12_skyplots.ipynb #c018
-def matches_along_plane(grouped: Table, path=None) -> Figure:
+def matches_along_plane(grouped: "Table", path=None) -> "Figure":
     "Number of CSC matches per Fermi source, summed in bins of Fermi longitude and latitude."
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4))
     a1, a2 = fig.subplots(1, 2)
     n = np.asarray(grouped["n_matches"], float)
@@ -111,14 +112,16 @@ def matches_along_plane(grouped: Table, path=None) -> Figure:
     fig.suptitle(f"{int(n.sum())} matches of {int((n > 0).sum())} Fermi sources")
     return _save(fig, path)
 
-def flux_ratio(pairs: Table) -> np.ndarray:
+def flux_ratio(pairs: "Table") -> np.ndarray:
     "log10(X-ray flux / Fermi energy flux) per pair (both erg/cm2/s); NonPositiveFluxError on bad fluxes."
+    import astropy.units as u
     fx = u.Quantity(pairs["source_flux"]).to_value(u.erg / u.s / u.cm**2)
     fg = u.Quantity(pairs["fermi_energy_flux"]).to_value(u.erg / u.s / u.cm**2)
     return log10_flux(fx) - log10_flux(fg)
 
-def flux_ratio_plots(pairs: Table, path=None) -> Figure:
+def flux_ratio_plots(pairs: "Table", path=None) -> "Figure":
     "log X-ray/gamma flux ratio against Fermi l and b."
+    from matplotlib.figure import Figure
     r = flux_ratio(pairs)
     fig = Figure(figsize=(11, 4))
     a1, a2 = fig.subplots(1, 2, sharey=True)
@@ -127,8 +130,9 @@ def flux_ratio_plots(pairs: Table, path=None) -> Figure:
     a2.scatter(np.asarray(pairs["fermi_b"], float), r, s=8); a2.set_xlabel("Fermi b [deg]")
     return _save(fig, path)
 
-def flux_ratio_by_class(pairs: Table, path=None) -> Figure:
+def flux_ratio_by_class(pairs: "Table", path=None) -> "Figure":
     "Box plot of the log flux ratio per Fermi class, Galactic to extragalactic."
+    from matplotlib.figure import Figure
     r, cls = flux_ratio(pairs), np.asarray(pairs["fermi_class"]).astype(str)
     classes = sorted(set(cls), key=lambda c: class_rank([c])[0])
     fig = Figure(figsize=(max(6, 0.6 * len(classes) + 2), 4))
@@ -139,8 +143,9 @@ def flux_ratio_by_class(pairs: Table, path=None) -> Figure:
     return _save(fig, path)
 
 # %% ../nbs/12_skyplots.ipynb #c021
-def counterparts_by_class(counterparts: dict, fermi: Table, path=None) -> Figure:
+def counterparts_by_class(counterparts: dict, fermi: "Table", path=None) -> "Figure":
     "Fraction of Fermi sources per class with at least one counterpart in each catalog (dict name -> table)."
+    from matplotlib.figure import Figure
     cls = np.asarray(fermi["class1"]).astype(str)
     classes = sorted(set(cls), key=lambda c: class_rank([c])[0])
     fig = Figure(figsize=(max(6, 0.6 * len(classes) + 2), 4))
@@ -155,8 +160,9 @@ def counterparts_by_class(counterparts: dict, fermi: Table, path=None) -> Figure
     ax.set_ylabel("fraction with a counterpart"); ax.legend()
     return _save(fig, path)
 
-def gaia_variability_by_class(gaia: Table, path=None) -> Figure:
+def gaia_variability_by_class(gaia: "Table", path=None) -> "Figure":
     "Gaia counterparts per Fermi class split by phot_variable_flag."
+    from matplotlib.figure import Figure
     cls = np.asarray(gaia["fermi_class"]).astype(str) if len(gaia) else np.array([], str)
     flag = np.asarray(gaia["phot_variable_flag"]).astype(str) if len(gaia) else np.array([], str)
     classes = sorted(set(cls), key=lambda c: class_rank([c])[0])

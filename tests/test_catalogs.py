@@ -7,9 +7,9 @@ from astropy.table import Table
 from mwnb.catalogs import (read_csc, read_fermi, csc_sources, chandra_observations, fermi_4fgl, gaia_cone,
                            twomass_cone, log10_flux, positive_flux)
 from mwnb.errors import NonPositiveFluxError, TruncatedResultError
-from mwnb.local_archive import fixture_dir
+from mwnb.config import data_dir
 
-DATA = fixture_dir()
+DATA = data_dir()
 FGL = DATA / "pypi-fermipy-4fgl-dr4/gll_psc_v35.fit"
 CSC = DATA / "ivoa-dm-usecases-csc2/ivoa_csc2_example.xml"
 

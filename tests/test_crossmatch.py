@@ -10,9 +10,9 @@ from mwnb.catalogs import read_csc, read_fermi
 from mwnb.crossmatch import (match_local, match_astropy, match_tap, same_pairs, pair_keys, group_by_fermi,
                              find_counterparts, crossmatch_adql, xmatch_cli, benchmark, chance_matches,
                              angular_separation)
-from mwnb.local_archive import fixture_dir
+from mwnb.config import data_dir
 
-DATA = fixture_dir()
+DATA = data_dir()
 FGL = DATA / "pypi-fermipy-4fgl-dr4/gll_psc_v35.fit"
 CSC = DATA / "ivoa-dm-usecases-csc2/ivoa_csc2_example.xml"
 
@@ -74,7 +74,7 @@ def test_local_equals_server_side_upload(archive, csc, fgl, region):
 
 def test_local_equals_server_side_table(archive, fgl):
     from mwnb.catalogs import csc_sources
-    from mwnb.demo_crossmatch import fermilpsc_table
+    from mwnb.demo.crossmatch import fermilpsc_table
     tap_csc = csc_sources()
     full = fermilpsc_table(DATA)
     names = set(_near_csc(tap_csc, fgl)["name"])

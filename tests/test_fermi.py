@@ -103,7 +103,7 @@ def test_missing_inputs_reported_before_any_long_step(tmp_path, monkeypatch):
 
 
 def test_gammapy_fit_on_real_lat_maps_from_local_s3(local_archive, tmp_path):
-    from mwnb.demo_fermi import lat_demo_uris
+    from mwnb.demo.fermi import lat_demo_uris
     uris = lat_demo_uris()
     products = fermi.lat_products_from_images(**uris, out_dir=tmp_path / "maps")
     res = fermi.run_lat_likelihood(tmp_path / "out", maps=products, target="brightest", engine="gammapy")

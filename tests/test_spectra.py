@@ -9,10 +9,10 @@ from astropy.table import Table
 from mwnb.errors import EngineUnavailableError, MissingInputError
 from mwnb import spectra
 from mwnb.spectra import fit_spectra, load_spectrum, pick_engine
-from mwnb.demo_swift import simulate_tpyx_spectra, selected_obsids, TPYX_PUBLISHED, TPYX_SEED
-from mwnb.local_archive import fixture_dir
+from mwnb.demo.swift import simulate_tpyx_spectra, selected_obsids, TPYX_PUBLISHED, TPYX_SEED
+from mwnb.config import data_dir
 
-XRT = fixture_dir() / "sherpa-swift-xrt"
+XRT = data_dir() / "sherpa-swift-xrt"
 PHA, ARF, RMF = XRT / "target_sr.pha", XRT / "target_sr.arf", XRT / "swxpc0to12s6_20130101v014.rmf.gz"
 v = lambda t, c, i=0: float(np.asarray(t[c])[i])
 
