@@ -1,6 +1,28 @@
 """Standard nbdev 2 setup.py: every setting lives in settings.ini."""
 from configparser import ConfigParser
-import setuptools, shlex
+from pathlib import Path
+import setuptools, shlex, shutil
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class build_py_with_tutorials(build_py):
+    """build_py that also puts the tutorial notebooks (source: nbs/tutorials/*.ipynb) into the built package as
+    mwnb/tutorials/, and the checkout's path into mwnb/_checkout.txt (mwnb.config.data_dir() finds ../shared/data
+    beside it). An editable install skips both: there the runner reads nbs/tutorials/ of the checkout itself."""
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False): return
+        package = Path(self.build_lib) / "mwnb"
+        tutorials = package / "tutorials"
+        shutil.rmtree(tutorials, ignore_errors=True)   # a tutorial deleted from nbs/ must not linger in build/
+        tutorials.mkdir(parents=True)
+        found = sorted((HERE / "nbs" / "tutorials").glob("*.ipynb"))
+        if not found: raise SystemExit(f"no tutorial notebooks in {HERE / 'nbs' / 'tutorials'}: cannot build mwnb")
+        for nb in found: shutil.copy2(nb, tutorials / nb.name)
+        (package / "_checkout.txt").write_text(f"{HERE}\n", encoding="utf-8")
+
 
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
@@ -22,6 +44,7 @@ def reqs(key): return shlex.split(cfg.get(key, '').strip())
 
 requirements = reqs('requirements')
 xray_requirements = reqs('xray_requirements')
+lat_requirements = reqs('lat_requirements')
 dev_requirements = reqs('dev_requirements')
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
@@ -39,15 +62,17 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['mwnb', 'mwnb.*']),
     include_package_data=True,
-    package_data={'mwnb': ['data/*']},
+    # mwnb/contracts/*.yaml: the service contracts mwnb.contracts reads at run time
+    package_data={'mwnb': ['data/*', 'contracts/*.yaml', 'contracts/*.md']},
     install_requires=requirements,
-    extras_require={'xray': xray_requirements, 'dev': dev_requirements,
-                    'all': xray_requirements},
+    extras_require={'xray': xray_requirements, 'lat': lat_requirements, 'dev': dev_requirements,
+                    'all': xray_requirements + lat_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     zip_safe=False,
+    cmdclass={'build_py': build_py_with_tutorials},
     entry_points={'console_scripts': [console_scripts] if console_scripts else [],
                   'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']},
     **setup_cfg)

@@ -7,17 +7,20 @@ __all__ = ['GENERIC_TUTORIALS', 'REGISTRY', 'slug', 'check_coordinates', 'Target
            'targets_table', 'targets_cli']
 
 # %% ../nbs/06_targets.ipynb #c002
-import re, xml.etree.ElementTree as ET
+import hashlib, re, urllib.parse, xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml
-from .config import conf
-from .errors import UnknownTargetError, BadCoordinatesError
+from .config import conf, archive_mode
+from .errors import UnknownTargetError, BadCoordinatesError, BadInputFileError, MissingInputError
 
 # %% ../nbs/06_targets.ipynb #c003
 def slug(name: str) -> str:
-    "Canonical lookup key of a target name: lower case, letters and digits only ('T Pyx' -> 'tpyx')."
-    return re.sub(r"[^a-z0-9+]", "", name.lower())
+    "Folder-safe key of a target name: lower-case letters, digits, '+' ('T Pyx' -> 'tpyx'); 'target-<sha1>' if none."
+    s = re.sub(r"[^a-z0-9+]", "", str(name).lower())
+    digest = hashlib.sha1(str(name).encode("utf-8")).hexdigest()[:8]
+    if not s: return f"target-{digest}"            # '???' must not write into OUT/ itself
+    return s if len(s) <= 64 else f"{s[:55]}-{digest}"   # keep folder names short, and distinct
 
 def check_coordinates(ra, dec):
     "Validate ICRS degrees; raise BadCoordinatesError naming the bad value."
@@ -65,26 +68,42 @@ REGISTRY = {t.slug: t for t in [
 def sesame_resolve(name: str):
     "(ra, dec) in degrees of `name` from the CDS Sesame resolver."
     from mwnb.archive import http_get
-    r = http_get(f"{conf.sesame.rstrip('/')}/-ox/A?{name}", service="Sesame")
+    r = http_get(f"{conf.sesame.rstrip('/')}/-ox/A?{urllib.parse.quote(str(name))}", service="Sesame")
     root = ET.fromstring(r.text)
     ra, dec = root.find(".//jradeg"), root.find(".//jdedeg")
     if ra is None or dec is None: raise UnknownTargetError(f"Sesame does not know {name!r}")
     return float(ra.text), float(dec.text)
 
+def _yaml_tutorials(path, name, tutorials):
+    "The `tutorials` entry of YAML target `name` as {notebook: {parameter: value}}."
+    if not tutorials: return {n: {} for n in GENERIC_TUTORIALS}
+    if isinstance(tutorials, list): tutorials = {n: {} for n in tutorials}
+    if not (isinstance(tutorials, dict) and all(isinstance(k, str) and isinstance(v, (dict, type(None)))
+                                                for k, v in tutorials.items())):
+        raise BadInputFileError(f"{path}: target {name!r}: 'tutorials' must map notebook names to parameter mappings, "
+                                "e.g. 'tutorials: {crab_cloud_access: {cutout_arcmin: 4.0}}'")
+    return {k: dict(v or {}) for k, v in tutorials.items()}
+
 def load_targets(path) -> dict:
     "Targets from a YAML file: {name: {ra:, dec:, tutorials: {notebook: {param: value}}}}."
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    p = Path(path)
+    if not p.is_file(): raise MissingInputError(f"targets file {str(path)!r} does not exist")
+    try: data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise BadInputFileError(f"{path} is not a readable YAML targets file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise BadInputFileError(f"{path}: expected a mapping 'name: {{ra: DEG, dec: DEG, tutorials: ...}}', got a {type(data).__name__}")
     out = {}
     for name, d in data.items():
         if not isinstance(d, dict) or "ra" not in d or "dec" not in d:
             raise BadCoordinatesError(f"{path}: target {name!r} needs 'ra' and 'dec' in degrees")
-        t = Target(name, d["ra"], d["dec"], tutorials=d.get("tutorials") or {n: {} for n in GENERIC_TUTORIALS},
-                   aliases=tuple(d.get("aliases", ())), description=d.get("description", ""))
+        t = Target(str(name), d["ra"], d["dec"], tutorials=_yaml_tutorials(path, name, d.get("tutorials")),
+                   aliases=tuple(slug(a) for a in d.get("aliases") or ()), description=str(d.get("description", "")))
         out[t.slug] = t
     return out
 
-def get_target(name, ra=None, dec=None, targets_file=None) -> Target:
-    "The registered (or YAML-file) target `name`, a new one at ra/dec, or one resolved by Sesame."
+def get_target(name, ra=None, dec=None, targets_file=None, archive="auto") -> Target:
+    "The registered (or YAML-file) target `name`, a new one at ra/dec, or (live mode only) one resolved by Sesame."
     known = {**REGISTRY, **(load_targets(targets_file) if targets_file else {})}
     key = slug(name)
     for t in known.values():
@@ -92,12 +111,15 @@ def get_target(name, ra=None, dec=None, targets_file=None) -> Target:
     if ra is not None or dec is not None:
         if ra is None or dec is None: raise BadCoordinatesError("give both --ra and --dec (degrees)")
         return Target(name, ra, dec, tutorials={n: {} for n in GENERIC_TUTORIALS})
+    advice = (f"Give coordinates: mwnb run {name!r} --ra DEG --dec DEG, or list it in a YAML file (--targets FILE). "
+              f"Registered: {', '.join(t.name for t in known.values())}.")
+    if archive_mode(archive) == "local":   # the demo archive works offline: never wait on the real Sesame
+        raise UnknownTargetError(f"Unknown target {name!r}: it is not registered, and in local archive mode names "
+                                 f"are not sent to Sesame. {advice}")
     try: ra, dec = sesame_resolve(name)
     except Exception as e:  # offline, 404, unparseable answer: all mean "could not resolve"
-        raise UnknownTargetError(
-            f"Unknown target {name!r}: it is not registered ({', '.join(t.name for t in REGISTRY.values())}) and the "
-            f"name could not be resolved ({type(e).__name__}). Give coordinates: mwnb run {name!r} --ra DEG --dec DEG, "
-            "or list it in a YAML file (--targets FILE).") from None
+        raise UnknownTargetError(f"Unknown target {name!r}: it is not registered and the name could not be resolved "
+                                 f"by Sesame ({type(e).__name__}). {advice}") from None
     return Target(name, ra, dec, tutorials={n: {} for n in GENERIC_TUTORIALS})
 
 # %% ../nbs/06_targets.ipynb #c013

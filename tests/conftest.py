@@ -5,28 +5,16 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+# `remote_data` (tests that need the real archives) comes from pytest-remotedata: such tests are skipped
+# unless `pytest --remote-data=any`, and every other test is refused any connection beyond 127.0.0.1.
 def pytest_configure(config):
-    config.addinivalue_line("markers", "remote_data: needs the real archives (skipped unless --remote-data)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
-
-
-def pytest_addoption(parser):
-    parser.addoption("--remote-data", action="store_true", help="run tests that reach the real archives")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--remote-data"):
-        return
-    skip = pytest.mark.skip(reason="needs the real archives: run with --remote-data")
-    for item in items:
-        if "remote_data" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def local_archive():
     """A started, activated LocalArchive with the demo content loaded (one per test session)."""
-    from mwnb.local_archive import LocalArchive
+    from mwnb.demo.archive import LocalArchive
     la = LocalArchive().start()
     yield la
     la.stop()

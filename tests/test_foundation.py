@@ -1,5 +1,5 @@
 """Issue 2 acceptance: CLI, targets, local archive servers driven by the real clients, runner."""
-import io, os, subprocess, sys
+import io, json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -32,8 +32,22 @@ def test_every_endpoint_is_overridable(monkeypatch):
             "registry_tap", "fermi_lat_server", "sesame", "s3_endpoint", "heasarc_bucket", "timeout",
             "max_retries", "cache_dir"} <= set(names)
     for n in names:
-        monkeypatch.setenv(f"MWNB_{n.upper()}", "7" if isinstance(getattr(conf, n), (int, float)) and not isinstance(getattr(conf, n), bool) else "x")
-        assert str(getattr(conf, n)) in ("7", "7.0", "x", "False")
+        if n == "archive": continue   # a choice, tested below
+        number = isinstance(getattr(conf, n), (int, float)) and not isinstance(getattr(conf, n), bool)
+        value = "4096" if n == "s3_block_size" else "7" if number else "x"   # within every item's range
+        monkeypatch.setenv(f"MWNB_{n.upper()}", value)
+        assert str(getattr(conf, n)) in (value, value + ".0", "False")
+    monkeypatch.setenv("MWNB_ARCHIVE", "local")
+    assert conf.archive == "local"
+
+
+def test_config_values_are_range_checked(monkeypatch):
+    from mwnb.errors import ConfigError
+    for name, bad in [("TIMEOUT", "0"), ("TIMEOUT", "abc"), ("MAX_RETRIES", "-1"), ("ARCHIVE", "x"), ("N_WORKERS", "0")]:
+        monkeypatch.setenv(f"MWNB_{name}", bad)
+        with pytest.raises(ConfigError, match=f"MWNB_{name}"):
+            getattr(conf, name.lower())
+        monkeypatch.delenv(f"MWNB_{name}")
 
 
 def test_unknown_target_offline_says_how_to_give_coordinates(monkeypatch):
@@ -82,6 +96,8 @@ def test_mwnb_run_crab_local_writes_notebook_html_and_products(tmp_path):
               "panstarrs_cutout.fits", "chandra_image.png", "rosat_image.png", "products.ecsv"]:
         assert (d / f).stat().st_size > 0, f
     assert "LOCAL TEST/DEMO ARCHIVE" in (d / "crab_cloud_access.html").read_text()
+    run = json.loads((d / "run.json").read_text())
+    assert run["status"] == "succeeded" and "wise_cutout.fits" in run["products"]
     assert "LOCAL TEST/DEMO ARCHIVE" in Table.read(d / "products.ecsv").meta["archive"]
     with fits.open(d / "wise_cutout.fits") as h:
         assert h[0].data.shape == (360, 360)      # 6 arcmin at 1 arcsec/pixel
@@ -91,4 +107,5 @@ def test_failing_tutorial_exits_nonzero_with_the_cell_error(tmp_path):
     r = mwnb("run", "crab", "--archive", "local", "--out", str(tmp_path), "-p", "ra=400")
     assert r.returncode == 1
     assert "BadCoordinatesError" in r.stderr and "ra=400" in r.stderr
-    assert (tmp_path / "crab" / "crab_cloud_access.html").exists()
+    [failed] = (tmp_path / "crab").glob("failed-*")                 # the failed run is kept apart, readable
+    assert (failed / "crab_cloud_access.html").exists() and not (tmp_path / "crab" / "crab_cloud_access.html").exists()
