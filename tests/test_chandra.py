@@ -1,4 +1,5 @@
 """Chandra: detection on real ACIS events/image through the local S3, region files, counterparts via local TAP."""
+import os
 import numpy as np
 import pytest
 import astropy.units as u
@@ -20,7 +21,7 @@ def _peaks(image, n, box=7, smooth=1.0, floor=5):
 
 @pytest.fixture(scope="module")
 def demo_uris(local_archive):
-    from mwnb.demo_fermi import chandra_demo_uris
+    from mwnb.demo.fermi import chandra_demo_uris
     return chandra_demo_uris()
 
 
@@ -119,3 +120,73 @@ def test_mast_observations_near_field(local_archive):
     none = chandra.mast_observations(float(r["s_ra"]), float(r["s_dec"]) + 1.0, radius_deg=0.05,
                                      collections=(str(r["obs_collection"]),))
     assert len(none) == 0 and "no " in none.meta["note"]
+
+
+EVENTS = "/work/shared/data/stingray-chandra-events/chandra_test.fits"   # real ACIS events of M82 (ObsID 10027)
+
+
+def test_spectrum_plot_y_axis_is_scaled_to_the_data():
+    "Brightest source, and a point 8 arcsec off it whose background annulus holds the source (negative net bins)."
+    ev = chandra.read_events(EVENTS)
+    images, wcs = chandra.band_images(ev, binsize=2)
+    src = chandra.detect_sources(sum(images.values()), wcs, engine="photutils")
+    bright = SkyCoord(src["ra"][0], src["dec"][0])
+    for pos in (bright, bright.directional_offset_by(0 * u.deg, 8 * u.arcsec)):
+        spec = chandra.source_spectrum(ev, pos)
+        rate, err = spec["rate"].value, spec["rate_err"].value
+        lo, hi = chandra.plot_spectrum(spec).axes[0].get_ylim()
+        data_lo, data_hi = min(0, (rate - err).min()), max(0, (rate + err).max())
+        assert lo <= data_lo and hi >= data_hi                          # every point and error bar is on the plot
+        assert (hi - lo) <= 1.25 * (data_hi - data_lo)                 # and the axis is not decades wider
+    spec = chandra.source_spectrum(ev, bright)
+    assert 0.03 < spec["rate"].value.max() < 0.04                       # the M82 nucleus: a rate below 0.04 /s/keV
+    assert (spec["net_counts"] < 0).sum() >= 1 and np.all(spec["rate_err"].value < 0.01)   # negative bins get sane errors
+
+
+def _fake_wavdetect(tmp_path, monkeypatch, body):
+    bin_dir = tmp_path / "bin"; bin_dir.mkdir()
+    (bin_dir / "wavdetect").write_text("#!/bin/sh\n" + body + "\n"); (bin_dir / "wavdetect").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_wavdetect_is_stopped_after_the_subprocess_timeout(tmp_path, monkeypatch):
+    import time
+    from mwnb.errors import MwnbError
+    _fake_wavdetect(tmp_path, monkeypatch, "sleep 30")
+    monkeypatch.setenv("MWNB_SUBPROCESS_TIMEOUT", "1")
+    assert chandra.detection_engine() == "wavdetect"
+    t0 = time.time()
+    with pytest.raises(MwnbError, match="conf.subprocess_timeout = 1.0 s"):
+        chandra.detect_sources(np.ones((32, 32)), chandra.events_wcs(chandra.read_events(EVENTS).meta), workdir=tmp_path / "w")
+    assert time.time() - t0 < 10
+
+
+def test_failed_wavdetect_names_its_error(tmp_path, monkeypatch):
+    from mwnb.errors import MwnbError
+    _fake_wavdetect(tmp_path, monkeypatch, "echo 'ERROR: no CALDB' >&2; exit 3")
+    with pytest.raises(MwnbError, match=r"exit 3\): ERROR: no CALDB"):
+        chandra.detect_wavdetect(np.ones((32, 32)), chandra.events_wcs(chandra.read_events(EVENTS).meta), workdir=tmp_path / "w")
+
+
+def test_sia_and_datalink_go_through_the_mwnb_session(local_archive, monkeypatch):
+    import mwnb.archive
+    urls, real = [], mwnb.archive.vo_session
+    def recording_session():
+        s = real(); request = s.request
+        s.request = lambda method, url, **kw: (urls.append(url), request(method, url, **kw))[1]
+        return s
+    monkeypatch.setattr(mwnb.archive, "vo_session", recording_session)
+    chandra.find_chandra_image(73.39, -68.49, 1990)
+    assert any("/heasarc/sia" in x for x in urls) and any("/heasarc/datalink" in x for x in urls)
+
+
+def test_import_is_light():
+    import subprocess, sys
+    heavy = ["astropy.table", "astropy.units", "astropy.coordinates", "astropy.io.fits", "astropy.wcs", "pyvo",
+             "matplotlib", "photutils"]
+    r = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                        f"import sys, mwnb.chandra; print([m for m in {heavy!r} if m in sys.modules])"],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
+    cumulative_us = int(next(l for l in r.stderr.splitlines() if l.rstrip().endswith("| mwnb.chandra")).split("|")[1])
+    assert cumulative_us < 500_000, cumulative_us                      # ~0.13 s measured: numpy is most of it

@@ -12,7 +12,8 @@
 # 4. Chandra ObsID 1990: a soft/medium/hard RGB image, point-source detection, a quick spectrum;
 # 5. Gaia DR3 and 2MASS counterparts of the X-ray sources.
 #
-# Every product goes under `out_dir`, and the engines that ran are written to `engines.ecsv`.
+# Every product goes under `out_dir`, every figure is saved there as PNG and shown from that file, and the
+# engines that ran are written to `engines.ecsv`.
 #
 # **With `archive = "local"`** the services are the offline demo archive and the data are labelled
 # stand-ins (`MWNBDEMO` in every header), **not B0453-685**: LAT = real >10 GeV Galactic-Centre data,
@@ -36,10 +37,12 @@ out_dir = "mwnb_products"
 import warnings
 from pathlib import Path
 import numpy as np
+from IPython.display import Image, display
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from mwnb.local_archive import use_archive, archive_note
+from mwnb.config import archive_note
+from mwnb.demo.archive import use_archive
 from mwnb.config import conf
 from mwnb import fermi, chandra
 from mwnb.errors import MissingInputError, EngineUnavailableError
@@ -47,11 +50,16 @@ from mwnb.errors import MissingInputError, EngineUnavailableError
 la = use_archive(archive)
 local = la is not None
 if local:
-    from mwnb.demo_fermi import DEMO_BANNER, lat_demo_uris
+    from mwnb.demo.fermi import DEMO_BANNER, lat_demo_uris
     print(DEMO_BANNER)
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 lat_dir = out / "lat"; lat_dir.mkdir(exist_ok=True)
 engines = {}
+
+def show(png):
+    "Embed the saved figure `png` in the notebook (a figure object alone is not displayed under every backend)."
+    display(Image(filename=str(png)))
+
 
 # %% [markdown]
 # ## 1. LAT photons and the spacecraft file
@@ -126,10 +134,10 @@ print(f"engine {lat['engine']}: TS = {lat['ts']:.1f}, photon index = {lat['index
 lat["sed"]["e_ref", "dnde", "dnde_err", "dnde_ul", "ts", "is_ul"]
 
 # %%
-fermi.plot_sed(lat["sed"])
+show(lat["files"]["sed_png"])
 
 # %%
-fermi.plot_ts_map(lat["tsmap"], position=lat.get("position"), title=f"TS map ({lat['engine']})")
+show(lat["files"]["tsmap_png"])
 
 # %% [markdown]
 # ## 4. Chandra ObsID 1990
@@ -142,8 +150,10 @@ cx = chandra.chandra_obsid_files(obsid)
 cx["image"] = chandra.find_chandra_image(ra, dec, obsid)
 print(cx)
 events = chandra.read_events(cx["events"])
-print(len(events), "events;", events.meta.get("OBJECT"), "ObsID", events.meta.get("OBS_ID"),
-      "(MWNBDEMO stand-in)" if events.meta.get("MWNBDEMO") else "")
+# the data's own label: demo stand-ins carry MWNBDEMO (and MWNBFOR, what they stand in for) in every header
+stand_in = (f"stand-in: {events.meta.get('OBJECT')} ObsID {events.meta.get('OBS_ID')} for {events.meta.get('MWNBFOR', target)}"
+            if events.meta.get("MWNBDEMO") else "")
+print(len(events), "events;", events.meta.get("OBJECT"), "ObsID", events.meta.get("OBS_ID"), f"({stand_in})" if stand_in else "")
 
 # %%
 # the image spans the central 99.8% of the events (a few stray events far out would only add empty sky)
@@ -172,7 +182,9 @@ sources[:10]
 bright = SkyCoord(sources["ra"][0], sources["dec"][0])
 spec = chandra.source_spectrum(events, bright)
 spec.write(out / "chandra_brightest_spectrum.ecsv", overwrite=True)
-chandra.plot_spectrum(spec, out / "chandra_brightest_spectrum.png", title=f"X{sources['id'][0]}: net {spec['net_counts'].sum():.0f} counts")
+chandra.plot_spectrum(spec, out / "chandra_brightest_spectrum.png",
+                      title=f"X{sources['id'][0]}: net {spec['net_counts'].sum():.0f} counts" + (f"\n({stand_in})" if stand_in else ""))
+show(out / "chandra_brightest_spectrum.png")
 
 # %% [markdown]
 # The full-field image of the ObsID, with the same detection.
@@ -205,7 +217,8 @@ print(f"MAST HST/GALEX: {len(mast_obs)} observations", mast_obs.meta.get("note",
 # %%
 chandra.plot_rgb(rgb, wcs, sources=sources, counterparts=cps, path=out / "chandra_rgb_sources.png",
                  title=f"{events.meta.get('OBJECT', target)} ObsID {events.meta.get('OBS_ID', obsid)}: 0.5-1.2 / 1.2-2 / 2-7 keV"
-                       + (" (MWNBDEMO stand-in)" if events.meta.get("MWNBDEMO") else ""))
+                       + (f"\n({stand_in})" if stand_in else ""))
+show(out / "chandra_rgb_sources.png")
 
 # %% [markdown]
 # ## Products and engines

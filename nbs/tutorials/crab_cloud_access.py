@@ -8,6 +8,11 @@
 # HEASARC: DataLink and an https tree mirrored in `s3://nasa-heasarc`; MAST: `mast:` data URIs and a
 # path lookup). `mwnb.cloud.cloud_uri` accepts all of them. Run for another target with
 # `mwnb run NAME --ra DEG --dec DEG` or `papermill -p target ... -p ra ... -p dec ...`.
+#
+# A survey with no image at the target is not an error: the notebook says so and goes on with the
+# others, and the summary table at the end lists every survey with what was found. An image whose
+# header marks it as a stand-in (the local demo archive's `MWNBDEMO` keyword) says "stand-in" in its
+# title and keeps that label in the saved cutout.
 
 # %% tags=["parameters"]
 target = "Crab"
@@ -22,17 +27,19 @@ out_dir = "mwnb_products"
 # %%
 from pathlib import Path
 import numpy as np
-import matplotlib
-import matplotlib.pyplot as plt
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.visualization import simple_norm
+from matplotlib.figure import Figure
+from IPython.display import Image, display
 import pyvo
 from mwnb.config import conf
-from mwnb.local_archive import use_archive, archive_note
-from mwnb.archive import tap_query, registry_search
+from mwnb.config import archive_note
+from mwnb.demo.archive import use_archive
+from mwnb.archive import tap_query, registry_search, vo_session, adql_literal
 from mwnb.cloud import cloud_uri, cutout, open_fits, rosat_events_uri
+from mwnb.errors import EmptyResultError, NoCloudCopyError
 from mwnb.targets import check_coordinates
 
 la = use_archive(archive)
@@ -40,24 +47,62 @@ ra, dec = check_coordinates(ra, dec)
 position = SkyCoord(ra, dec, unit="deg")
 size = cutout_arcmin * u.arcmin
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-products = []
+summary_rows = []   # one per survey: what was found, or why nothing
 print(f"target {target} at {position.to_string('hmsdms')}; archive: {archive_note()}")
 
-
 # %% [markdown]
-# A helper for this notebook: save every cutout as FITS (with its WCS and provenance) and as a PNG.
+# Helpers for this notebook: read what a file says about itself (a stand-in label), save every image
+# as FITS (with its WCS, provenance and that label) and as a PNG that is also shown, and record a
+# survey that has nothing at the target.
 
 # %%
-def save_cutout(c, name, title):
-    "Write a Cutout2D as FITS + PNG under `out`, show it, and record it."
+# what a survey lookup may honestly end with: nothing there, no cloud copy, or a listed file that is absent
+NOTHING_THERE = (EmptyResultError, NoCloudCopyError, FileNotFoundError)
+
+def stand_in_note(header, mission=None) -> str:
+    "The file's own stand-in label (MWNBDEMO / MWNBFOR), or a TELESCOP that is not `mission`; '' for genuine data."
+    if header.get("MWNBDEMO"):
+        note = header["MWNBDEMO"] if isinstance(header["MWNBDEMO"], str) else "marked MWNBDEMO"
+        return f"{note} (for {header['MWNBFOR']})" if header.get("MWNBFOR") else note
+    if mission and mission.upper() not in str(header.get("TELESCOP", "")).upper():
+        said = ", ".join(f"{k}={str(header[k]).strip()}" for k in ("TELESCOP", "ORIGIN", "INSTRUME", "OBJECT") if k in header)
+        return f"not a {mission} file ({said or 'no TELESCOP'})"
+    return ""
+
+def image_title(what, note) -> str:
+    "Figure title: a stand-in says so first, with its own note."
+    return f"stand-in, not {target} data: {note}\n(served as {what})" if note else f"{what} ({target})"
+
+def show_image(data, name, title, wcs=None):
+    "Save an image as PNG under `out`, embed that file in the notebook."
+    fig = Figure(figsize=(5, 5)); ax = fig.add_subplot(projection=wcs)
+    ax.imshow(data, origin="lower", cmap="magma", norm=simple_norm(data, "asinh", percent=99.5))
+    ax.set_title(title, fontsize=8); ax.set_xlabel("RA" if wcs else "x"); ax.set_ylabel("Dec" if wcs else "y")
+    fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+    display(Image(filename=str(out / f"{name}.png")))
+
+def save_cutout(survey, c, name, what, note, n_found):
+    "Write a Cutout2D as FITS (keeping the stand-in label) + PNG under `out`, show it, and record it."
     from astropy.io import fits
     hdr = c.wcs.to_header(); hdr["ORIGIN"] = "mwnb"; hdr["MWNBSRC"] = (archive_note()[:68], "archive")
+    if note: hdr["MWNBDEMO"] = (note[:68], "stand-in: not data of the target")
     fits.PrimaryHDU(np.asarray(c.data), hdr).writeto(out / f"{name}.fits", overwrite=True)
-    fig = plt.figure(figsize=(5, 5)); ax = fig.add_subplot(projection=c.wcs)
-    ax.imshow(c.data, origin="lower", cmap="magma", norm=simple_norm(c.data, "asinh", percent=99.5))
-    ax.set_title(title, fontsize=9); ax.set_xlabel("RA"); ax.set_ylabel("Dec")
-    fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight"); plt.show()
-    products.append((name, f"{name}.fits", f"{name}.png", title))
+    title = image_title(what, note)
+    show_image(np.asarray(c.data, float), name, title, wcs=c.wcs)
+    summary_rows.append((survey, n_found, f"{name}.fits", f"{name}.png", title.replace("\n", " ")))
+
+def nothing_found(survey, reason):
+    "Say that `survey` has nothing for the target, and record it for the summary."
+    print(f"{survey}: {reason}")
+    summary_rows.append((survey, 0, "", "", str(reason)))
+
+def no_images(survey, service, radius_deg=search_radius_deg) -> str:
+    return f"no {survey} images within {radius_deg} deg of {target} ({ra:.4f}, {dec:.4f}) in {service} ({'local demo archive' if la else 'live archive'})"
+
+def header_of(uri, hdu=0):
+    "Header of one HDU of a (remote) FITS file, reading only its first blocks."
+    with open_fits(uri, block_size=4096, lazy_load_hdus=True) as h:
+        return h[hdu].header.copy()
 
 
 # %% [markdown]
@@ -65,29 +110,39 @@ def save_cutout(c, name, title):
 
 # %%
 if "wise" in surveys:
-    sia = pyvo.dal.SIA2Service(conf.irsa_sia)
-    wise = sia.search(pos=(ra * u.deg, dec * u.deg, search_radius_deg * u.deg), collection="wise_allwise").to_table()
-    print(f"{len(wise)} allWISE image(s) cover the target")
-    uri = cloud_uri(wise[0])
-    print("cloud copy:", uri)
-    save_cutout(cutout(uri, position, size), "wise_cutout", f"allWISE {wise[0]['obs_id']} ({target})")
+    try:
+        sia = pyvo.dal.SIA2Service(conf.irsa_sia, session=vo_session())
+        wise = sia.search(pos=(ra * u.deg, dec * u.deg, search_radius_deg * u.deg), collection="wise_allwise").to_table()
+        print(f"{len(wise)} allWISE image(s) cover the target")
+        if len(wise) == 0: raise EmptyResultError(no_images("allWISE", f"IRSA SIA {conf.irsa_sia}"))
+        uri = cloud_uri(wise[0])
+        print("cloud copy:", uri)
+        save_cutout("wise", cutout(uri, position, size), "wise_cutout", f"allWISE {wise[0]['obs_id']}",
+                    stand_in_note(header_of(uri)), len(wise))
+    except NOTHING_THERE as e:
+        nothing_found("wise", e)
 
 # %% [markdown]
 # ## MAST PanSTARRS: ObsTAP found through the VO registry -> `mast:` URI -> S3
 
 # %%
 if "panstarrs" in surveys:
-    services = registry_search("obscore", "tap")
-    mast = [s for s in services if "stsci" in s["ivoid"] or "mast" in s["res_title"].lower()]
-    mast_url = mast[0]["access_url"] if mast else conf.mast_tap
-    print("MAST ObsTAP:", mast_url)
-    ps1 = tap_query(mast_url, "SELECT TOP 20 obs_id, filters, s_ra, s_dec, access_url FROM ivoa.obscore "
-                    f"WHERE obs_collection = 'PS1' AND dataproduct_type = 'image' AND "
-                    f"CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', {ra}, {dec}, {search_radius_deg})) = 1")
-    print(f"{len(ps1)} PanSTARRS image(s)")
-    uri = cloud_uri(ps1[0])
-    print("cloud copy:", uri)
-    save_cutout(cutout(uri, position, size), "panstarrs_cutout", f"PanSTARRS {ps1[0]['obs_id']} ({target})")
+    try:
+        services = registry_search("obscore", "tap")
+        mast = [s for s in services if "stsci" in s["ivoid"] or "mast" in s["res_title"].lower()]
+        mast_url = mast[0]["access_url"] if mast else conf.mast_tap
+        print("MAST ObsTAP:", mast_url)
+        ps1 = tap_query(mast_url, "SELECT TOP 20 obs_id, filters, s_ra, s_dec, access_url FROM ivoa.obscore "
+                        "WHERE obs_collection = 'PS1' AND dataproduct_type = 'image' AND CONTAINS(POINT('ICRS', s_ra, s_dec), "
+                        f"CIRCLE('ICRS', {adql_literal(ra)}, {adql_literal(dec)}, {adql_literal(search_radius_deg)})) = 1")
+        print(f"{len(ps1)} PanSTARRS image(s)")
+        if len(ps1) == 0: raise EmptyResultError(no_images("PanSTARRS", f"MAST ObsTAP {mast_url}"))
+        uri = cloud_uri(ps1[0])
+        print("cloud copy:", uri)
+        save_cutout("panstarrs", cutout(uri, position, size), "panstarrs_cutout", f"PanSTARRS {ps1[0]['obs_id']}",
+                    stand_in_note(header_of(uri)), len(ps1))
+    except NOTHING_THERE as e:
+        nothing_found("panstarrs", e)
 
 # %% [markdown]
 # With the live archives, astroquery gives the same cloud URIs from its MAST product lists (marked
@@ -98,21 +153,29 @@ if "panstarrs" in surveys:
 if la is None and "panstarrs" in surveys:
     from astroquery.mast import Observations
     obs = Observations.query_region(position, radius=search_radius_deg * u.deg)
-    prods = Observations.filter_products(Observations.get_product_list(obs[obs["obs_collection"] == "PS1"][:1]), extension="fits")
-    Observations.enable_cloud_dataset(provider="AWS")
-    print(Observations.get_cloud_uris(prods)[:3])
+    ps1_obs = obs[obs["obs_collection"] == "PS1"][:1]
+    if len(ps1_obs):
+        prods = Observations.filter_products(Observations.get_product_list(ps1_obs), extension="fits")
+        Observations.enable_cloud_dataset(provider="AWS")
+        print(Observations.get_cloud_uris(prods)[:3])
+    else:
+        print(f"astroquery: no PS1 observation within {search_radius_deg} deg of {target}")
 
 # %% [markdown]
 # ## HEASARC Chandra: SIA -> DataLink `#this` -> S3 -> image
 
 # %%
 if "chandra" in surveys:
-    cxo = pyvo.dal.SIAService(conf.heasarc_sia).search(pos=(ra, dec), size=2 * search_radius_deg)
-    print(f"{len(cxo)} Chandra image(s)")
-    links = next(cxo.iter_datalinks())
-    uri = cloud_uri(links)
-    print("cloud copy:", uri)
-    save_cutout(cutout(uri, position, size), "chandra_image", f"Chandra ObsID {cxo[0]['obsid']} ({target})")
+    try:
+        cxo = pyvo.dal.SIAService(conf.heasarc_sia, session=vo_session()).search(pos=(ra, dec), size=2 * search_radius_deg)
+        print(f"{len(cxo)} Chandra image(s)")
+        if len(cxo) == 0: raise EmptyResultError(no_images("Chandra", f"HEASARC SIA {conf.heasarc_sia}", 2 * search_radius_deg))
+        uri = cloud_uri(cxo[0].getdatalink())
+        print("cloud copy:", uri)
+        save_cutout("chandra", cutout(uri, position, size), "chandra_image", f"Chandra ObsID {cxo[0]['obsid']}",
+                    stand_in_note(header_of(uri)), len(cxo))
+    except NOTHING_THERE as e:
+        nothing_found("chandra", e)
 
 # %% [markdown]
 # ## ROSAT: a `.Z` events file from the HEASARC archive tree
@@ -122,32 +185,40 @@ if "chandra" in surveys:
 
 # %%
 if "rosat" in surveys:
-    ros = tap_query("heasarc", "SELECT seq_id, instrument, exposure, ra, dec, name FROM rosmaster WHERE "
-                    f"CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, 1.0)) = 1 ORDER BY exposure DESC")
-    print(ros)
-    pspc = ros[[str(i).startswith("PSPC") for i in ros["instrument"]]]
-    pick = (pspc if len(pspc) else ros)[0]
-    uri = rosat_events_uri(pick["seq_id"], pick["instrument"])
-    print("events file:", uri)
-    with open_fits(uri) as h:
-        events = next((x for x in h if getattr(x, "columns", None) is not None and {"X", "Y"} <= set(x.columns.names)), None)
-        if events is not None:
-            img, _, _ = np.histogram2d(events.data["Y"], events.data["X"], bins=256)
-            what = f"{len(events.data)} events binned"
-        else:
-            img = h[0].data.astype(float)
-            what = f"image HDU {img.shape} (no events table in this file: {h[0].header.get('MWNBDEMO', h[0].header.get('OBJECT', ''))})"
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(img, origin="lower", cmap="magma", norm=simple_norm(img, "asinh", percent=99.5))
-    ax.set_title(f"ROSAT {pick['instrument']} {pick['seq_id']}: {what}"[:80], fontsize=8)
-    fig.savefig(out / "rosat_image.png", dpi=110, bbox_inches="tight"); plt.show()
-    products.append(("rosat_image", "", "rosat_image.png", what))
+    try:
+        ros = tap_query("heasarc", "SELECT seq_id, instrument, exposure, ra, dec, name FROM rosmaster WHERE CONTAINS(POINT('ICRS', ra, dec), "
+                        f"CIRCLE('ICRS', {adql_literal(ra)}, {adql_literal(dec)}, 1.0)) = 1 ORDER BY exposure DESC")
+        print(ros)
+        if len(ros) == 0: raise EmptyResultError(no_images("ROSAT", f"HEASARC rosmaster ({conf.heasarc_tap})", 1.0))
+        pspc = ros[[str(i).startswith("PSPC") for i in ros["instrument"]]]
+        pick = (pspc if len(pspc) else ros)[0]
+        uri = rosat_events_uri(pick["seq_id"], pick["instrument"])
+        print("events file:", uri)
+        with open_fits(uri) as h:
+            note = stand_in_note(h[0].header, mission="ROSAT")
+            events = next((x for x in h if getattr(x, "columns", None) is not None and {"X", "Y"} <= set(x.columns.names)), None)
+            if events is not None:
+                img, _, _ = np.histogram2d(events.data["Y"], events.data["X"], bins=256)
+                what = f"ROSAT {pick['instrument']} {pick['seq_id']}: {len(events.data)} events binned"
+            else:
+                img = h[0].data.astype(float)
+                what = f"ROSAT {pick['instrument']} {pick['seq_id']}: image HDU {img.shape}, no events table"
+        title = image_title(what, note)
+        show_image(img, "rosat_image", title)
+        summary_rows.append(("rosat", len(ros), "", "rosat_image.png", title.replace("\n", " ")))
+    except NOTHING_THERE as e:
+        nothing_found("rosat", e)
 
 # %% [markdown]
-# ## Products
+# ## Summary
+#
+# One row per survey: how many images were found, the files written, and the figure title or why
+# there is nothing.
 
 # %%
-summary = Table(rows=products, names=["product", "fits", "png", "description"])
+summary = Table(rows=summary_rows, names=["survey", "n_found", "fits", "png", "description"], dtype=[str, int, str, str, str])
 summary.meta.update(target=target, ra=ra, dec=dec, archive=archive_note())
 summary.write(out / "products.ecsv", overwrite=True)
+empty = [s for s, n in zip(summary["survey"], summary["n_found"]) if n == 0]
+print(f"{len(summary) - len(empty)} of {len(summary)} surveys gave an image; nothing from: {', '.join(empty) or 'none'}")
 summary

@@ -16,7 +16,7 @@
 # 7. the figures: matches and X-ray/gamma flux ratios along the plane and by class, counterparts by class.
 #
 # Run it against the real archives (`archive = "live"`) or the local demo archive (`archive = "local"`:
-# real catalog rows served on 127.0.0.1, see `mwnb.demo_crossmatch`).
+# real catalog rows served on 127.0.0.1, see `mwnb.demo.crossmatch`).
 
 # %% tags=["parameters"]
 target = "Galactic plane"   # what the selection below describes
@@ -35,9 +35,11 @@ out_dir = "mwnb_products"
 import warnings
 from pathlib import Path
 import numpy as np
+from IPython.display import Image, display
 import astropy.units as u
 from astropy.table import Table
-from mwnb.local_archive import use_archive, archive_note
+from mwnb.config import archive_note
+from mwnb.demo.archive import use_archive
 from mwnb.config import conf
 from mwnb.catalogs import chandra_observations, csc_sources, fermi_4fgl, log10_flux
 from mwnb.crossmatch import (match_local, match_tap, same_pairs, group_by_fermi, chance_matches, add_reliability,
@@ -51,6 +53,11 @@ out.mkdir(parents=True, exist_ok=True)
 print("archive:", archive_note())
 print("HEASARC TAP:", conf.heasarc_tap)
 
+def show(png):
+    "Embed the saved figure `png` in the notebook (a figure object alone is not displayed under every backend)."
+    display(Image(filename=str(png)))
+
+
 # %% [markdown]
 # ## 1. Chandra observations
 #
@@ -59,7 +66,8 @@ print("HEASARC TAP:", conf.heasarc_tap)
 # %%
 obs = chandra_observations()
 print(len(obs), "Chandra observations")
-skyplots.exposure_map(obs, out / "chandra_observations_aitoff.png");
+skyplots.exposure_map(obs, out / "chandra_observations_aitoff.png")
+show(out / "chandra_observations_aitoff.png")
 
 # %% [markdown]
 # ## 2. Chandra Source Catalog
@@ -74,11 +82,14 @@ csc = csc_all[np.abs(csc_all["b"]) <= b_max] if b_max is not None else csc_all
 print(f"{len(csc)} of them with |b| <= {b_max} deg")
 skyplots.aitoff_map(csc_all["l"], csc_all["b"], log10_flux(csc_all["flux_b"]), out / "csc_aitoff.png",
                     title=f"{len(csc_all)} CSC sources", clabel="log10 b_flux_ap [erg/cm2/s]")
+show(out / "csc_aitoff.png")
 skyplots.lon_lat_histograms(csc_all["l"], csc_all["b"], out / "csc_lon_lat_hist.png", label="CSC sources")
+show(out / "csc_lon_lat_hist.png")
 from astropy.coordinates import SkyCoord
 l_center = SkyCoord(ra, dec, unit="deg").galactic.l.deg
 skyplots.plane_strip(csc_all["l"], csc_all["b"], log10_flux(csc_all["flux_b"]), out / "csc_plane_strip.png",
-                     l_center=l_center, b_max=b_max or 10.0, clabel="log10 flux");
+                     l_center=l_center, b_max=b_max or 10.0, clabel="log10 flux")
+show(out / "csc_plane_strip.png")
 
 # %% [markdown]
 # ## 3. 4FGL-DR4
@@ -151,11 +162,18 @@ for name, t in (("gaia_counterparts", gaia), ("twomass_counterparts", tmass)):
 
 # %%
 skyplots.matches_along_plane(grouped, out / "matches_per_fermi_lon_lat.png")
+show(out / "matches_per_fermi_lon_lat.png")
 if len(pairs):
     skyplots.flux_ratio_plots(pairs, out / "flux_ratio_vs_l_b.png")
+    show(out / "flux_ratio_vs_l_b.png")
     skyplots.flux_ratio_by_class(pairs, out / "flux_ratio_by_class.png")
+    show(out / "flux_ratio_by_class.png")
+else:
+    print("no CSC source inside any Fermi region: no flux-ratio figures")
 skyplots.counterparts_by_class({"CSC": pairs, "Gaia DR3": gaia, "2MASS": tmass}, fermi, out / "counterparts_by_class.png")
-skyplots.gaia_variability_by_class(gaia, out / "gaia_variability_by_class.png");
+show(out / "counterparts_by_class.png")
+skyplots.gaia_variability_by_class(gaia, out / "gaia_variability_by_class.png")
+show(out / "gaia_variability_by_class.png")
 
 # %%
 products = sorted(p.name for p in out.iterdir())

@@ -12,7 +12,7 @@
 # Everything below is parameterised: `mwnb run "T Pyx"`, or for another source
 # `papermill swift_xrt_tpyx.ipynb out.ipynb -p target NAME -p ra DEG -p dec DEG -p event_mjd MJD ...`.
 # With `archive = "local"` it runs on the local demo archive, whose spectra are **simulated** from the
-# published fit through real Swift-XRT responses (see `mwnb.demo_swift`).
+# published fit through real Swift-XRT responses (see `mwnb.demo.swift`).
 
 # %% tags=["parameters"]
 target = "T Pyx"
@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Image, display
 from astropy.table import Table, join
-from mwnb.local_archive import use_archive, archive_note
+from mwnb.config import archive_note
+from mwnb.demo.archive import use_archive
 from mwnb.targets import check_coordinates
 from mwnb import swift, spectra
 
@@ -47,6 +48,13 @@ ra, dec = check_coordinates(ra, dec)
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 data_dir = out / "data"
 print(f"{target} at ({ra:.5f}, {dec:.5f}); archive: {archive_note()}")
+
+def stand_in_note(path) -> str:
+    "The file's own stand-in label (MWNBDEMO in any of its headers); '' for genuine data."
+    from astropy.io import fits
+    with fits.open(path) as h:
+        return next((str(x.header["MWNBDEMO"]) for x in h if x.header.get("MWNBDEMO")), "")
+
 
 # %% [markdown]
 # ## Observations
@@ -107,8 +115,12 @@ print(f"{len(pha_files)} spectra ready")
 
 # %%
 day_of = dict(zip(obs["obsid"], np.asarray(obs["day"], float)))
+# what each observation's own files say: the demo archive's simulated spectra and images carry MWNBDEMO
+note_of = {o: stand_in_note(p) for o, p in zip(obsids, pha_files)}
+label = {o: f"{o}  day {day_of[o]:.1f}" + ("\nstand-in (simulated)" if note_of[o] else "") for o in obsids}
+if any(note_of.values()): print("stand-in data:", "; ".join(sorted(set(filter(None, note_of.values())))))
 if images:
-    titles = [f"{o}  day {day_of[o]:.1f}" for o in obsids]
+    titles = [label[o] for o in obsids]
     swift.plot_image_grid(images, ra, dec, titles=titles, path=out / "xrt_images.png")
     display(Image(filename=out / "xrt_images.png"))
 else: print("no sky images available")
@@ -124,7 +136,7 @@ else: print("no sky images available")
 fit = spectra.fit_spectra(pha_files, model, tie=tie, stat="cstat", band=tuple(band), engine=engine, start=start)
 fit["day"] = [day_of[o] for o in obsids]
 fit["day"].unit = "d"
-paths = spectra.save_fit_results(fit, out, stem="xrt_fit", titles=[f"{o}  day {d:.1f}" for o, d in zip(obsids, fit["day"])])
+paths = spectra.save_fit_results(fit, out, stem="xrt_fit", titles=[label[o] for o in obsids])
 print(f"engine: {fit.meta['engine']}  (fit {fit.meta['fit_seconds']:.1f} s)")
 print(spectra.format_fit(fit).splitlines()[0])
 fit["obsid", "day", "tbabs.nH", "bbody.kT", "bbody.kT_lo", "bbody.kT_hi", "bremss.kT", "bremss.kT_lo", "bremss.kT_hi", "flux"]
@@ -137,6 +149,7 @@ Image(filename=paths["spectra_plot"]) if "spectra_plot" in paths else print("(Py
 
 # %%
 spectra.plot_parameter_evolution(fit, "day", out / "xrt_parameter_evolution.png")
+if any(note_of.values()): print("fitted to stand-in spectra:", "; ".join(sorted(set(filter(None, note_of.values())))))
 Image(filename=out / "xrt_parameter_evolution.png")
 
 # %% [markdown]
