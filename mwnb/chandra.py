@@ -4,22 +4,23 @@
 
 # %% ../nbs/31_chandra.ipynb #c002
 from __future__ import annotations
-import shutil, subprocess, tempfile
+import re, shutil, subprocess, tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import EmptyResultError, MissingInputError, MwnbError
+from .errors import BadParameterError, EmptyResultError, MissingInputError, MwnbError
 # astropy (units, coordinates, tables, FITS, WCS), pyvo, matplotlib and photutils are imported inside the
 # functions that use them: `import mwnb.chandra` stays light (numpy only), e.g. for `mwnb --help`.
 
 
 # %% auto #0
-__all__ = ['BANDS', 'COUNTERPART_CATALOGS', 'read_events', 'chandra_obsid_files', 'find_chandra_image', 'events_wcs',
-           'band_images', 'rgb_image', 'plot_rgb', 'image_background', 'poisson_sigma', 'detect_photutils',
-           'detection_engine', 'detect_wavdetect', 'detect_sources', 'read_image', 'write_ds9_regions', 'save_sources',
-           'source_spectrum', 'spectrum_ylim', 'plot_spectrum', 'counterpart_adql', 'find_counterparts',
-           'mast_observations_adql', 'mast_observations']
+__all__ = ['CHANDRA_SIA_KEYWORDS', 'SIA1_STANDARD', 'DETECTOR_PREFERENCE', 'BANDS', 'COUNTERPART_CATALOGS', 'read_events',
+           'chandra_obsid_prefix', 'obsid_of_key', 'chandra_obsid_files', 'chandra_sia_adql', 'chandra_sia_url',
+           'choose_chandra_image', 'find_chandra_image', 'events_wcs', 'band_images', 'rgb_image', 'plot_rgb',
+           'image_background', 'poisson_sigma', 'detect_photutils', 'detection_engine', 'detect_wavdetect',
+           'detect_sources', 'read_image', 'write_ds9_regions', 'save_sources', 'source_spectrum', 'spectrum_ylim',
+           'plot_spectrum', 'counterpart_adql', 'find_counterparts', 'mast_observations_adql', 'mast_observations']
 
 # %% ../nbs/31_chandra.ipynb #c005
 def _open_fits(uri):
@@ -37,12 +38,26 @@ def read_events(uri) -> Table:
     return t
 
 # %% ../nbs/31_chandra.ipynb #c008
+def chandra_obsid_prefix(obsid: int, part: str = "primary") -> str:
+    "Key prefix of Chandra `obsid`'s `part` ('primary' or 'secondary') products in the HEASARC bucket."
+    o = int(obsid)
+    if o <= 0 or part not in ("primary", "secondary"):
+        raise BadParameterError(f"Chandra ObsID {obsid!r} / part {part!r}: the ObsID is a positive integer, the part 'primary' or 'secondary'")
+    return f"chandra/data/byobsid/{o % 10}/{o}/{part}/"
+
+_BYOBSID = re.compile(r"chandra/data/byobsid/(\d)/(\d+)/")
+
+def obsid_of_key(key) -> int:
+    "Chandra ObsID of a key or URI in the byobsid layout, or None when it is not one."
+    m = _BYOBSID.search(str(key))
+    return int(m.group(2)) if m and int(m.group(2)) % 10 == int(m.group(1)) else None
+
 def chandra_obsid_files(obsid: int, *, bucket: str = None) -> dict:
     "S3 URIs of the level-2 event file and full image of Chandra `obsid` in the HEASARC bucket."
     from mwnb.config import conf
     from mwnb.cloud import s3_filesystem
     bucket = bucket or conf.heasarc_bucket
-    prefix = f"{bucket}/chandra/data/byobsid/{int(obsid) % 10}/{int(obsid)}/primary/"
+    prefix = f"{bucket}/{chandra_obsid_prefix(obsid)}"
     try: names = s3_filesystem().ls(prefix, detail=False)
     except FileNotFoundError: names = []
     pick = lambda tag: next((f"s3://{n}" for n in sorted(names) if tag in n.rsplit("/", 1)[-1]), None)
@@ -52,20 +67,58 @@ def chandra_obsid_files(obsid: int, *, bucket: str = None) -> dict:
     return files
 
 # %% ../nbs/31_chandra.ipynb #c010
-def find_chandra_image(ra: float, dec: float, obsid=None, *, size_deg: float = 0.2) -> str:
-    "S3 URI of the Chandra image at (ra, dec) (of `obsid`): registry -> SIA -> DataLink #this -> S3."
-    import pyvo
+CHANDRA_SIA_KEYWORDS = ("chandra", "heasarc")   # heasarc_sia.yaml discovery: keywords=['chandra heasarc']
+SIA1_STANDARD = "ivo://ivoa.net/std/sia"         # SIA 1.0 exactly, as RegTAP stores it (lower case)
+DETECTOR_PREFERENCE = ("ACIS-S", "ACIS-I", "HRC-I", "HRC-S")
+
+def chandra_sia_adql(keywords=CHANDRA_SIA_KEYWORDS) -> str:
+    "RegTAP query of SIA 1.0 services whose title or description has every one of `keywords`, in ivoid order."
+    from mwnb.archive import adql_literal
+    has = lambda w: (f"(1 = ivo_nocasematch(r.res_title, {adql_literal(f'%{w}%')}) "
+                     f"OR 1 = ivo_nocasematch(r.res_description, {adql_literal(f'%{w}%')}))")
+    return ("SELECT r.ivoid, r.res_title, c.standard_id, i.access_url FROM rr.resource AS r "
+            "JOIN rr.capability AS c ON r.ivoid = c.ivoid "
+            "JOIN rr.interface AS i ON c.ivoid = i.ivoid AND c.cap_index = i.cap_index "
+            f"WHERE c.standard_id = {adql_literal(SIA1_STANDARD)} AND i.intf_role = 'std' AND "
+            + " AND ".join(has(w) for w in keywords) + " ORDER BY r.ivoid, i.access_url")
+
+def chandra_sia_url() -> str:
+    "Access URL of HEASARC's Chandra SIA 1.0 service from the VO registry (`conf.heasarc_sia` when it lists none)."
     from mwnb.config import conf
-    from mwnb.archive import registry_search, vo_session
+    from mwnb.archive import tap_query
+    urls = [str(u) for u in tap_query("registry", chandra_sia_adql())["access_url"]]
+    # the chanmaster service (heasarc_sia.yaml base_url) when listed, else the first in ivoid order
+    return next((u for u in urls if "table=chanmaster" in u), urls[0] if urls else conf.heasarc_sia)
+
+def _field(row, name) -> str:
+    try: v = row[name]
+    except (KeyError, IndexError): return ""
+    return (v.decode() if isinstance(v, bytes) else str(v)).strip()
+
+def choose_chandra_image(rows, target: str = None) -> list:
+    "Full-field image rows (`obs_title` 'Center Image') of a HEASARC SIA answer, best first: `target`'s name, ACIS-S, ACIS-I, HRC."
+    norm = lambda s: " ".join(s.replace("_", " ").lower().split())
+    def rank(r):
+        det = _field(r, "detector").upper()
+        return (target is not None and norm(target) not in norm(_field(r, "name")),
+                DETECTOR_PREFERENCE.index(det) if det in DETECTOR_PREFERENCE else len(DETECTOR_PREFERENCE),
+                _field(r, "access_url"))
+    return sorted((r for r in rows if _field(r, "obs_title") == "Center Image"), key=rank)
+
+def find_chandra_image(ra: float, dec: float, obsid=None, *, size_deg: float = 0.2, target: str = None) -> str:
+    "S3 URI of the Chandra image at (ra, dec) (of `obsid`): registry -> SIA 1.0 -> best 'Center Image' -> DataLink #this cloud_access."
+    import pyvo
+    from mwnb.archive import vo_session
     from mwnb.cloud import cloud_uri
-    services = registry_search("chandra", "sia")
-    url = str(services["access_url"][0]) if len(services) else conf.heasarc_sia
-    found = pyvo.dal.SIAService(url, session=vo_session()).search(pos=(ra, dec), size=size_deg)
-    rows = [r for r in found if obsid is None or str(r["obsid"]).strip() == str(obsid)]
-    if not rows:
-        raise EmptyResultError(f"no Chandra image{f' of ObsID {obsid}' if obsid else ''} within {size_deg} deg "
-                               f"of ({ra}, {dec}) in {url}")
-    return cloud_uri(rows[0].getdatalink())
+    url = chandra_sia_url()
+    found = pyvo.dal.SIAService(url, session=vo_session()).search(pos=(ra, dec), size=size_deg, format="image/fits")
+    rows = choose_chandra_image(found, target)
+    for r in rows:   # the ObsID is in the key of the cloud copy (chandra/data/byobsid/<d>/<obsid>/)
+        uri = cloud_uri(r.getdatalink())
+        if obsid is None or obsid_of_key(uri) == int(obsid): return uri
+    raise EmptyResultError(f"no Chandra image{f' of ObsID {obsid}' if obsid else ''} within {size_deg} deg of ({ra}, {dec}) "
+                           f"in {url} ({len(found)} rows, {len(rows)} of them full-field 'Center Image')")
+
 
 # %% ../nbs/31_chandra.ipynb #c012
 def _col_index(meta, name):
@@ -334,12 +387,13 @@ def find_counterparts(sources: QTable, *, radius=2.0, catalogs: dict = None) -> 
     return out
 
 # %% ../nbs/31_chandra.ipynb #c042
-def mast_observations_adql(ra: float, dec: float, radius_deg: float, collections) -> str:
-    "ObsTAP query of `collections`' observations centred within `radius_deg` of (ra, dec); every value an ADQL literal."
+def mast_observations_adql(ra: float, dec: float, radius_deg: float, collections, dataproduct_type: str = None) -> str:
+    "ObsTAP query of `collections`' observations (of `dataproduct_type`) centred within `radius_deg` of (ra, dec); values as ADQL literals."
     from mwnb.archive import adql_literal
     names = ", ".join(adql_literal(str(c)) for c in collections)
+    kind = f"dataproduct_type = {adql_literal(dataproduct_type)} AND " if dataproduct_type else ""
     return ("SELECT obs_collection, obs_id, dataproduct_type, s_ra, s_dec, access_url FROM ivoa.obscore "
-            f"WHERE obs_collection IN ({names}) AND 1 = CONTAINS(POINT('ICRS', s_ra, s_dec), "
+            f"WHERE obs_collection IN ({names}) AND {kind}1 = CONTAINS(POINT('ICRS', s_ra, s_dec), "
             f"CIRCLE('ICRS', {adql_literal(ra)}, {adql_literal(dec)}, {adql_literal(radius_deg)}))")
 
 def mast_observations(ra: float, dec: float, *, radius_deg: float = 0.1, collections=("HST", "GALEX")) -> Table:

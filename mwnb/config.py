@@ -55,7 +55,8 @@ class Conf(_astropy_config.ConfigNamespace):
     # HEASARC
     heasarc_tap = _item("https://heasarc.gsfc.nasa.gov/xamin/vo/tap", "HEASARC TAP service.")
     heasarc_sia = _item("https://heasarc.gsfc.nasa.gov/xamin/vo/sia?table=chanmaster&", "HEASARC Chandra SIA service.")
-    heasarc_datalink = _item("https://heasarc.gsfc.nasa.gov/xamin/vo/datalink", "HEASARC DataLink service.")
+    heasarc_datalink = _item("https://heasarc.gsfc.nasa.gov/xamin/vo/datalink/{table}?sizefiles=false&",
+                             "HEASARC DataLink service of one table ({table} is filled in); ID=ivo://nasa.heasarc/{table}?{__row}.")
     heasarc_https = _item("https://heasarc.gsfc.nasa.gov/FTP", "HEASARC https archive root (mirrors s3://nasa-heasarc).")
     heasarc_bucket = _item("nasa-heasarc", "HEASARC AWS open-data bucket.")
     # IRSA

@@ -1,5 +1,6 @@
 """Issue 3 acceptance: TAP never short, retries, persistent failure, atomic downloads, byte-frugal cutouts."""
 import logging, time
+from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -133,12 +134,13 @@ def test_cloud_uri_of_rosat_z_and_open(archive):
 def test_cloud_uri_resolves_the_five_kinds_from_real_response_shapes(archive):
     import pyvo
     from mwnb.config import conf
-    # 1. an SIA v2 (ObsCore) row from IRSA, with its JSON cloud_access column
-    row = pyvo.dal.SIA2Service(conf.irsa_sia).search(pos=(83.63321, 22.01446, 0.1), collection="wise_allwise").to_table()[0]
+    # 1. an SIA v2 (ObsCore) row from IRSA, with its JSON cloud_access column: the 'science' row (irsa.yaml)
+    wise = pyvo.dal.SIA2Service(conf.irsa_sia).search(pos=(83.63321, 22.01446, 0.1), collection="wise_allwise").to_table()
+    row = wise[wise["dataproduct_subtype"] == "science"][0]
     assert cloud_uri(row) == "s3://nasa-irsa-wise/wise/allwise/images/p3am_cdd/08/0837/0837p227_ac51/0837p227_ac51-w1-int-3.fits"
-    # 2. a DataLink result reached from HEASARC's SIA service descriptor
-    sia = pyvo.dal.SIAService(conf.heasarc_sia).search(pos=(83.63321, 22.01446), size=0.2)
-    assert cloud_uri(next(sia.iter_datalinks())) == "s3://nasa-heasarc/chandra/data/byobsid/8/1838/primary/demo_image2.fits"
+    # 2. a DataLink result reached from HEASARC's SIA record with getdatalink() (the seed: iter_datalinks() does not work)
+    sia = pyvo.dal.SIAService(conf.heasarc_sia).search(pos=(83.63321, 22.01446), size=0.2, format="image/fits")
+    assert cloud_uri(sia[0].getdatalink()) == "s3://nasa-heasarc/chandra/data/byobsid/8/1838/primary/demo_image2.fits"
     # 3. an IRSA cloud_access value on its own
     assert cloud_uri(str(row["cloud_access"])) == cloud_uri(row)
     # 4. a MAST product row (astroquery product-list shape): dataURI -> path lookup -> stpubdata
@@ -174,3 +176,88 @@ def test_opt_in_cache_fetches_once(archive, tmp_path, monkeypatch):
     gets = [r for r in archive.requests_to("/heasarc/FTP/demo/cache") if r["method"] == "GET"]
     assert len(gets) == 1
     assert list(tmp_path.rglob("img.fits"))
+
+
+# ---- issue 10: the archives' documented answers (contracts) ----
+
+def test_heasarc_datalink_is_per_table_with_row_ids(archive, monkeypatch):
+    "heasarc_sia.yaml datalink_url: .../datalink/{table}?sizefiles=false& with ID=ivo://nasa.heasarc/{table}?{__row} (defect 4)."
+    from mwnb.config import Conf
+    from mwnb.cloud import heasarc_links, heasarc_datalink_url
+    from mwnb.demo.vo import add_heasarc_row
+    assert Conf.heasarc_datalink.defaultvalue == "https://heasarc.gsfc.nasa.gov/xamin/vo/datalink/{table}?sizefiles=false&"
+    monkeypatch.setenv("MWNB_HEASARC_DATALINK", f"{archive.url}/heasarc/datalink/{{table}}?sizefiles=false&")
+    assert heasarc_datalink_url("swiftmastr") == f"{archive.url}/heasarc/datalink/swiftmastr?sizefiles=false&"
+    # the Swift tutorial's executed locate_data row: access_url with the doubled '/' before the ObsID
+    add_heasarc_row(archive, "swiftmastr", 130253, f"{archive.url}/heasarc/FTP/swift/data/obs/2011_09//00031968062/")
+    links = heasarc_links("swiftmastr", 130253)
+    assert cloud_uri(links) == "s3://nasa-heasarc/swift/data/obs/2011_09/00031968062/"
+    sent = archive.requests_to("/heasarc/datalink")[-1]
+    assert sent["path"] == "/heasarc/datalink/swiftmastr" and sent["params"]["sizefiles"] == "false"
+    assert sent["params"]["ID"] == "ivo://nasa.heasarc/swiftmastr?130253"
+    missing = heasarc_links("swiftmastr", 1).to_table()
+    assert "NotFoundFault" in str(missing["error_message"][0])
+    monkeypatch.setenv("MWNB_HEASARC_DATALINK", f"{archive.url}/heasarc/datalink")
+    from mwnb.errors import ConfigError
+    with pytest.raises(ConfigError, match="has no '\\{table\\}'"):
+        heasarc_datalink_url("swiftmastr")
+
+
+def test_heasarc_datalink_answers_with_the_contract_fields_and_cloud_access(archive):
+    "The demo DataLink has exactly heasarc_sia.yaml datalink_fields; '#this' has cloud_access (aws.key) and no s3:// access_url (defect 3)."
+    import json, pyvo
+    from mwnb.config import conf
+    from mwnb.contracts import load_contract
+    rows = pyvo.dal.SIAService(conf.heasarc_sia).search(pos=(83.63321, 22.01446), size=0.2, format="image/fits")
+    assert {"obs_title", "detector", "name"} <= set(rows.fieldnames)
+    assert (rows[0]["obs_title"], rows[0]["detector"], rows[0]["name"]) == ("Center Image", "ACIS-S", "Crab Nebula")
+    links = rows[0].getdatalink().to_table()
+    assert links.colnames == [f["name"] for f in load_contract("heasarc_sia.yaml")["datalink_fields"]]
+    this = links[links["semantics"] == "#this"]
+    assert len(this) == 1 and not str(this["access_url"][0]).startswith("s3://")
+    assert json.loads(this["cloud_access"][0]) == {"aws": {"key": "chandra/data/byobsid/8/1838/primary/demo_image2.fits"}}
+    assert str(this["ID"][0]).startswith("ivo://nasa.heasarc/chanmaster?")
+
+
+def test_panstarrs_stand_in_has_the_stack_layout_and_the_cutout_reads_hdu_1(archive):
+    "mast.yaml panstarrs_stack_image image_hdu 1: empty primary, RICE CompImageHDU in HDU 1; cutout(hdu=None) finds it (defect 2)."
+    uri = "s3://stpubdata/panstarrs/ps1/public/rings.v3.skycell/1784/059/rings.v3.skycell.1784.059.stk.g.unconv.fits"
+    with open_fits(uri) as h:
+        assert h[0].data is None and h[0].header["NAXIS"] == 0
+        assert isinstance(h[1], fits.CompImageHDU) and h[1].compression_type == "RICE_1"
+        full, wcs = np.asarray(h[1].data), WCS(h[1].header)
+    pos = SkyCoord(83.63321, 22.01446, unit="deg")
+    c = cutout(uri, pos, 1 * u.arcmin, progress=False)
+    assert c.data.shape == (240, 240)
+    assert np.array_equal(c.data, Cutout2D(full, pos, 1 * u.arcmin, wcs=wcs).data)
+    from mwnb.cloud import s3_filesystem
+    assert c.fetch["bytes"] < 0.5 * s3_filesystem().info(uri)["size"]   # only the tiles the cutout needs
+
+
+def test_allwise_sia2_rows_are_chosen_by_dataproduct_subtype(archive):
+    "irsa.yaml: the first SIA v2 row of a coadd is not guaranteed to be the intensity image; select 'science' (defect 5)."
+    import pyvo
+    from mwnb.config import conf
+    wise = pyvo.dal.SIA2Service(conf.irsa_sia).search(pos=(83.63321, 22.01446, 0.1), collection="wise_allwise").to_table()
+    assert list(wise["dataproduct_subtype"]) == ["ancillary", "science"]   # row 0 is the uncertainty map
+    assert cloud_uri(wise[0]).endswith("-w1-unc-3.fits")
+    science = wise[wise["dataproduct_subtype"] == "science"]
+    assert cloud_uri(science[0]).endswith("0837p227_ac51-w1-int-3.fits") and science[0]["energy_bandpassname"] == "W1"
+    src = (Path(__file__).parents[1] / "nbs" / "tutorials" / "crab_cloud_access.py").read_text()
+    assert 'found[found["dataproduct_subtype"] == "science"]' in src and "cloud_uri(wise[0])" in src
+
+
+def test_crab_obstap_query_uses_only_verified_contract_columns(archive):
+    "mast.yaml obstap: the tutorial's ObsTAP query and the demo obscore name only verified columns; no `filters` (defect 6)."
+    from mwnb.chandra import mast_observations_adql
+    from mwnb.contracts import check_adql, adql_references, contract_columns
+    from mwnb.demo.crab import _obscore
+    q = mast_observations_adql(83.63321, 22.01446, 0.1, ["PS1"], dataproduct_type="image")
+    assert check_adql("mast", q) == []
+    verified = {c["name"].lower() for c in contract_columns("mast", "ivoa.obscore") if c["verified"]}
+    assert {col for _, col in adql_references(q)} <= verified
+    assert set(_obscore("mast:x").colnames) <= verified and "filters" not in _obscore("mast:x").colnames
+    src = (Path(__file__).parents[1] / "nbs" / "tutorials" / "crab_cloud_access.py").read_text()
+    assert 'mast_observations_adql(ra, dec, search_radius_deg, ["PS1"], dataproduct_type="image")' in src and "FROM ivoa.obscore" not in src
+    ps1 = tap_query("mast", q)
+    assert list(ps1["obs_id"]) == ["rings.v3.skycell.1784.059.stk.g"]

@@ -103,10 +103,31 @@ def test_image_found_through_registry_sia_datalink(local_archive):
     assert uri == "s3://nasa-heasarc/chandra/data/byobsid/0/1990/primary/acisf01990N004_full_img2.fits"
     paths = [r["path"] for r in local_archive.requests]
     assert any(p.startswith("/registry/tap") for p in paths) and any(p.startswith("/heasarc/sia") for p in paths)
-    assert any(p.startswith("/heasarc/datalink") for p in paths)
+    assert any(p.startswith("/heasarc/datalink/chanmaster") for p in paths)
+    sia = [r for r in local_archive.requests if r["path"].startswith("/heasarc/sia")][-1]
+    assert sia["params"]["FORMAT"] == "image/fits"
     from mwnb.errors import EmptyResultError
     with pytest.raises(EmptyResultError, match="ObsID 1991"):
         chandra.find_chandra_image(73.39, -68.49, 1991)
+
+
+def test_registry_gives_exactly_the_sia_1_service_with_the_seed_keywords(local_archive):
+    "heasarc_sia.yaml discovery: SIA 1.0 only (standard_id = 'ivo://ivoa.net/std/sia'), keywords 'chandra heasarc', fixed order (defect 3)."
+    from mwnb.archive import tap_query
+    found = tap_query("registry", chandra.chandra_sia_adql())
+    # the demo registry lists an SIA 2.0 Chandra service and a non-HEASARC Chandra SIA first: both passed over
+    assert list(found["ivoid"]) == ["ivo://nasa.heasarc/chanmaster"]
+    assert list(found["standard_id"]) == ["ivo://ivoa.net/std/sia"]
+    assert chandra.chandra_sia_url() == f"{local_archive.url}/heasarc/sia?table=chanmaster&"
+
+
+def test_crab_image_is_the_center_image_of_the_target_through_cloud_access(local_archive):
+    "The SIA row is chosen by obs_title/detector/name and the S3 key comes from the DataLink #this cloud_access JSON (defect 3)."
+    assert chandra.find_chandra_image(83.63321, 22.01446, target="Crab") == "s3://nasa-heasarc/chandra/data/byobsid/8/1838/primary/demo_image2.fits"
+    rows = [dict(obs_title="Center Image", detector="HRC-I", name="CRAB NEBULA", access_url="a"),
+            dict(obs_title="Full Field Image", detector="ACIS-S", name="Crab Nebula", access_url="b"),
+            dict(obs_title="Center Image", detector="ACIS-S", name="Crab Nebula", access_url="c")]
+    assert [r["access_url"] for r in chandra.choose_chandra_image(rows, "Crab Nebula")] == ["c", "a"]
 
 
 def test_mast_observations_near_field(local_archive):

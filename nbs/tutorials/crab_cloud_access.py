@@ -39,6 +39,7 @@ from mwnb.config import archive_note
 from mwnb.demo.archive import use_archive
 from mwnb.archive import tap_query, registry_search, vo_session, adql_literal
 from mwnb.cloud import cloud_uri, cutout, open_fits, rosat_events_uri
+from mwnb.chandra import chandra_sia_url, choose_chandra_image, mast_observations_adql, obsid_of_key
 from mwnb.errors import EmptyResultError, NoCloudCopyError
 from mwnb.targets import check_coordinates
 
@@ -112,18 +113,24 @@ def header_of(uri, hdu=0):
 if "wise" in surveys:
     try:
         sia = pyvo.dal.SIA2Service(conf.irsa_sia, session=vo_session())
-        wise = sia.search(pos=(ra * u.deg, dec * u.deg, search_radius_deg * u.deg), collection="wise_allwise").to_table()
-        print(f"{len(wise)} allWISE image(s) cover the target")
+        found = sia.search(pos=(ra * u.deg, dec * u.deg, search_radius_deg * u.deg), collection="wise_allwise").to_table()
+        # a coadd answers with several rows: the intensity image is the 'science' one, the others are ancillary
+        wise = found[found["dataproduct_subtype"] == "science"]
+        print(f"{len(found)} allWISE rows cover the target, {len(wise)} of them science images")
         if len(wise) == 0: raise EmptyResultError(no_images("allWISE", f"IRSA SIA {conf.irsa_sia}"))
         uri = cloud_uri(wise[0])
         print("cloud copy:", uri)
-        save_cutout("wise", cutout(uri, position, size), "wise_cutout", f"allWISE {wise[0]['obs_id']}",
+        save_cutout("wise", cutout(uri, position, size), "wise_cutout", f"allWISE {wise[0]['obs_id']} {wise[0]['energy_bandpassname']}",
                     stand_in_note(header_of(uri)), len(wise))
     except NOTHING_THERE as e:
         nothing_found("wise", e)
 
 # %% [markdown]
 # ## MAST PanSTARRS: ObsTAP found through the VO registry -> `mast:` URI -> S3
+#
+# The ObsTAP query names only columns MAST is known to serve (mast.yaml); `filters` is not among them.
+# A PanSTARRS stack keeps its image in HDU 1 behind an empty primary HDU: `cutout` takes the first HDU
+# that holds an image.
 
 # %%
 if "panstarrs" in surveys:
@@ -132,13 +139,12 @@ if "panstarrs" in surveys:
         mast = [s for s in services if "stsci" in s["ivoid"] or "mast" in s["res_title"].lower()]
         mast_url = mast[0]["access_url"] if mast else conf.mast_tap
         print("MAST ObsTAP:", mast_url)
-        ps1 = tap_query(mast_url, "SELECT TOP 20 obs_id, filters, s_ra, s_dec, access_url FROM ivoa.obscore "
-                        "WHERE obs_collection = 'PS1' AND dataproduct_type = 'image' AND CONTAINS(POINT('ICRS', s_ra, s_dec), "
-                        f"CIRCLE('ICRS', {adql_literal(ra)}, {adql_literal(dec)}, {adql_literal(search_radius_deg)})) = 1")
+        ps1 = tap_query(mast_url, mast_observations_adql(ra, dec, search_radius_deg, ["PS1"], dataproduct_type="image"))
         print(f"{len(ps1)} PanSTARRS image(s)")
         if len(ps1) == 0: raise EmptyResultError(no_images("PanSTARRS", f"MAST ObsTAP {mast_url}"))
         uri = cloud_uri(ps1[0])
         print("cloud copy:", uri)
+        # a stack's image is in HDU 1: cutout reads the first HDU that holds an image
         save_cutout("panstarrs", cutout(uri, position, size), "panstarrs_cutout", f"PanSTARRS {ps1[0]['obs_id']}",
                     stand_in_note(header_of(uri)), len(ps1))
     except NOTHING_THERE as e:
@@ -162,18 +168,29 @@ if la is None and "panstarrs" in surveys:
         print(f"astroquery: no PS1 observation within {search_radius_deg} deg of {target}")
 
 # %% [markdown]
-# ## HEASARC Chandra: SIA -> DataLink `#this` -> S3 -> image
+# ## HEASARC Chandra: registry -> SIA 1.0 -> DataLink `#this` `cloud_access` -> S3 -> image
+#
+# As HEASARC's tutorials do: the registry gives the SIA 1.0 service whose description has `chandra` and
+# `heasarc`; SIA is asked for FITS images; the full-field image (`obs_title` 'Center Image') of the
+# target with the preferred detector is chosen; its DataLink `#this` row names the S3 key in its
+# `cloud_access` JSON.
 
 # %%
 if "chandra" in surveys:
     try:
-        cxo = pyvo.dal.SIAService(conf.heasarc_sia, session=vo_session()).search(pos=(ra, dec), size=2 * search_radius_deg)
-        print(f"{len(cxo)} Chandra image(s)")
-        if len(cxo) == 0: raise EmptyResultError(no_images("Chandra", f"HEASARC SIA {conf.heasarc_sia}", 2 * search_radius_deg))
-        uri = cloud_uri(cxo[0].getdatalink())
+        sia_url = chandra_sia_url()
+        print("HEASARC Chandra SIA:", sia_url)
+        found = pyvo.dal.SIAService(sia_url, session=vo_session()).search(pos=(ra, dec), size=2 * search_radius_deg, format="image/fits")
+        cxo = choose_chandra_image(found, target)
+        print(f"{len(found)} Chandra SIA rows, {len(cxo)} full-field images")
+        if len(cxo) == 0: raise EmptyResultError(no_images("Chandra", f"HEASARC SIA {sia_url}", 2 * search_radius_deg))
+        best = cxo[0]
+        links = best.getdatalink()
+        print("DataLink #this cloud_access:", next(links.bysemantics("#this", include_narrower=False))["cloud_access"])
+        uri = cloud_uri(links)
         print("cloud copy:", uri)
-        save_cutout("chandra", cutout(uri, position, size), "chandra_image", f"Chandra ObsID {cxo[0]['obsid']}",
-                    stand_in_note(header_of(uri)), len(cxo))
+        save_cutout("chandra", cutout(uri, position, size), "chandra_image",
+                    f"Chandra ObsID {obsid_of_key(uri)} ({best['detector']}, {best['name']})", stand_in_note(header_of(uri)), len(cxo))
     except NOTHING_THERE as e:
         nothing_found("chandra", e)
 
