@@ -6,7 +6,11 @@ import numpy as np
 from astropy.table import QTable
 
 from mwnb import fermi
+from mwnb.config import data_dir
 from mwnb.errors import ArchiveUnavailableError, MissingInputError
+
+B0453 = (73.39, -68.49)
+DR2 = data_dir() / "pypi-fermipy-4fgl-dr4" / "gll_psc_v27.fit"   # 4FGL-DR2, the catalog of the published config
 
 
 @pytest.fixture
@@ -14,10 +18,10 @@ def lat_server(local_archive, monkeypatch):
     "The local LAT data server, reset, with fast retries."
     monkeypatch.setenv("MWNB_RETRY_BACKOFF", "0.01")
     server = local_archive.routes["/fermi"]
-    saved = server.not_ready_polls
+    saved = (server.not_ready_polls, server.links_before_complete, server.fail_with, server.api_enabled)
     local_archive.clear()
     yield server
-    server.not_ready_polls = saved
+    server.not_ready_polls, server.links_before_complete, server.fail_with, server.api_enabled = saved
     local_archive.clear()
 
 
@@ -28,8 +32,8 @@ def _fetch(dest, **kw):
 def test_query_polled_through_not_ready_pages_then_downloaded(local_archive, lat_server, tmp_path):
     lat_server.not_ready_polls = 2
     files = _fetch(tmp_path)
-    polls = local_archive.requests_to("/fermi/LATQueryResults.cgi")
-    assert len(polls) == 3                                   # two "in progress" pages, then the list
+    polls = local_archive.requests_to("/fermi/QueryResults.cgi")
+    assert len(polls) == 3                                   # two pages in state 1, then state 2
     query = local_archive.requests_to("/fermi/LATDataQuery.cgi")
     assert len(query) == 1 and query[0]["method"] == "POST"
     assert query[0]["params"]["timefield"] == "239557417,599544005"
@@ -73,7 +77,7 @@ def test_second_run_downloads_nothing(local_archive, lat_server, tmp_path):
 
 def test_b0453_config_has_every_value(tmp_path):
     import yaml
-    cfg = fermi.fermipy_config("B0453-685", 73.36, -68.49)
+    cfg = fermi.fermipy_config("B0453-685", *B0453)
     path = fermi.write_fermipy_config(cfg, tmp_path / "config.yaml")
     c = yaml.safe_load(path.read_text())
     assert c["binning"] == {"roiwidth": 10.0, "binsz": 0.1, "binsperdec": 10}
@@ -81,24 +85,96 @@ def test_b0453_config_has_every_value(tmp_path):
     assert (sel["zmax"], sel["evclass"], sel["evtype"], sel["tmin"], sel["tmax"]) == (100, 128, 3, 239557417, 599544005)
     assert (sel["emin"], sel["emax"]) == (300.0, 2.0e6)
     assert c["gtlike"]["irfs"] == "P8R3_SOURCE_V3" and c["gtlike"]["edisp"] is True
-    assert c["model"]["galdiff"] == "gll_iem_v07.fits" and c["model"]["isodiff"] == "iso_P8R3_SOURCE_V3_v1.txt"
-    assert c["model"]["catalogs"] == ["gll_psc_v27.fit"] and c["model"]["extdir"] == "Extended_14years"
+    assert [fermi.Path(x).name for x in c["model"]["galdiff"] + c["model"]["isodiff"]] == ["gll_iem_v07.fits", "iso_P8R3_SOURCE_V3_v1.txt"]
+    assert fermi.Path(c["model"]["catalogs"][0]).name == "gll_psc_v27.fit" and fermi.Path(c["model"]["extdir"]).name == "Extended_8years"
 
 
-def test_missing_inputs_reported_before_any_long_step(tmp_path, monkeypatch):
+# defect 1: the ROI is centred on ra/dec (no catalog name lookup) and the PWN is a free power-law point source
+def test_b0453_config_centres_on_position_and_adds_the_pwn():
+    cfg = fermi.fermipy_config("B0453-685", *B0453)
+    assert "target" not in cfg["selection"] and (cfg["selection"]["ra"], cfg["selection"]["dec"]) == B0453
+    (pwn,) = cfg["model"]["sources"]
+    assert (pwn["name"], pwn["ra"], pwn["dec"], pwn["SpatialModel"], pwn["SpectrumType"]) == ("B0453-685", *B0453, "PointSource", "PowerLaw")
+    assert pwn["Index"]["free"] and pwn["Prefactor"]["free"]
+
+
+# defect 3: fermipy's own pure-Python classes validate the written config and build the B0453-685 ROI from it
+def test_fermipy_builds_the_b0453_roi_with_the_pwn_and_the_lmc(tmp_path):
+    import yaml
+    pytest.importorskip("fermipy")
+    from fermipy.roi_model import ROIModel
+    for name in ("events.txt", "spacecraft.fits", "gll_iem_v07.fits", "iso_P8R3_SOURCE_V3_v1.txt"): (tmp_path / name).touch()
+    cfg = fermi.fermipy_config("B0453-685", *B0453, catalog=DR2)
+    written = yaml.safe_load(fermi.write_fermipy_config(cfg, tmp_path / "config.yaml").read_text())
+    full = fermi.fermipy_schema().create_config(written, validate=True)     # fermipy's ConfigSchema, unknown keys raise
+    assert full["selection"]["target"] is None
+    roi = ROIModel.create(full["selection"], full["model"])
+    pwn = roi["B0453-685"]
+    assert (round(pwn.skydir.ra.deg, 2), round(pwn.skydir.dec.deg, 2)) == B0453
+    assert pwn["SpectrumType"] == "PowerLaw" and pwn["SpatialModel"] == "PointSource" and not pwn.extended
+    assert pwn.spectral_pars["Index"]["free"] and pwn.spectral_pars["Prefactor"]["free"]
+    lmc = {s.name: s for s in roi.point_sources if s.extended}   # point_sources: the catalog and model sources, not diffuse
+    assert {"4FGL J0500.9-6945e", "4FGL J0519.9-6845e", "4FGL J0530.0-6900e", "4FGL J0531.8-6639e"} <= set(lmc)
+    far_west = lmc["4FGL J0500.9-6945e"]
+    assert far_west["SpatialModel"] == "SpatialMap" and abs(far_west["offset"] - 1.424) < 0.005
+    import os
+    template = fermi.Path(os.path.expandvars(far_west["Spatial_Filename"]))
+    assert template.name == "LMC-FarWest.fits" and template.is_file()
+    assert len(roi.point_sources) == 37                                   # 36 catalog sources in the 15 deg model box + the PWN
+    assert {s.name for s in roi.diffuse_sources} == {"galdiff", "isodiff"}
+    # the old config (selection.target = the PWN's name) makes fermipy look the name up in 4FGL, where it is absent
+    with pytest.raises(Exception):
+        ROIModel.create({**full["selection"], "target": "B0453-685"}, {**full["model"], "sources": []})
+
+
+# defect 2: the written paths are the ones fermipy resolves, from any working directory
+def test_written_paths_are_the_files_fermipy_resolves(tmp_path, monkeypatch):
+    import os, yaml
+    pytest.importorskip("fermipy")
+    from fermipy.utils import resolve_file_path
+    lat = tmp_path / "lat"; lat.mkdir()
+    for name in ("spacecraft.fits", "gll_iem_v07.fits", "iso_P8R3_SOURCE_V3_v1.txt", "ph.fits"): (lat / name).touch()
+    (lat / "events.txt").write_text(str(lat / "ph.fits") + "\n")
+    cfg = fermi.fermipy_config("B0453-685", *B0453, catalog=DR2, outdir=str(tmp_path / "out"))
+    written = yaml.safe_load(fermi.write_fermipy_config(cfg, lat / "config.yaml").read_text())
+    elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir(); monkeypatch.chdir(elsewhere)
+    # fermipy (gtanalysis.py): evfile/scfile as given, else in fileio.outdir; diffuse: resolve_file_path over outdir, ...
+    assert os.path.isfile(written["data"]["evfile"]) and os.path.isfile(written["data"]["scfile"])
+    search = [written["fileio"]["outdir"], "$FERMI_DIFFUSE_DIR", "$FERMIPY_DATA_DIR"]
+    assert resolve_file_path(written["model"]["galdiff"][0], search_dirs=search) == str(lat / "gll_iem_v07.fits")
+    assert resolve_file_path(written["model"]["isodiff"][0], search_dirs=search) == str(lat / "iso_P8R3_SOURCE_V3_v1.txt")
+    paths = fermi.check_fermipy_inputs(written)
+    assert lat / "events.txt" in paths and lat / "ph.fits" in paths
+    # missing diffuse model: named, with where fermipy looked and the FSSC address
+    (lat / "iso_P8R3_SOURCE_V3_v1.txt").unlink()
+    with pytest.raises(MissingInputError, match=r"iso_P8R3_SOURCE_V3_v1.txt is missing .*https://fermi.gsfc.nasa.gov/ssc/data/analysis/software/aux/iso_P8R3_SOURCE_V3_v1.txt"):
+        fermi.check_fermipy_inputs(written)
+
+
+def test_diffuse_models_fetched_from_their_published_address(local_archive, monkeypatch, tmp_path):
+    monkeypatch.setenv("MWNB_RETRY_BACKOFF", "0.01")
+    url = local_archive.add_file("/heasarc/FTP/fssc-aux/iso_P8R3_SOURCE_V3_v1.txt", b"100 1e-7 1e-9\n")
+    monkeypatch.setitem(fermi.FERMI_DIFFUSE_URLS, "iso_P8R3_SOURCE_V3_v1.txt", url)
+    (path,) = fermi.fetch_fermi_diffuse(tmp_path, ["iso_P8R3_SOURCE_V3_v1.txt"], progress=False)
+    assert path == tmp_path / "iso_P8R3_SOURCE_V3_v1.txt" and path.read_bytes() == b"100 1e-7 1e-9\n"
+    with pytest.raises(MissingInputError, match="no FSSC address known"):
+        fermi.fetch_fermi_diffuse(tmp_path, ["gll_iem_v99.fits"])
+
+
+def test_missing_inputs_reported_before_any_long_step(tmp_path):
     import time
-    cfg = fermi.fermipy_config("B0453-685", 73.36, -68.49)
-    path = fermi.write_fermipy_config(cfg, tmp_path / "config.yaml")
+    cfg = fermi.fermipy_config("B0453-685", *B0453, catalog=tmp_path / "gll_psc_v99.fit")
     for name in ("events.txt", "spacecraft.fits", "gll_iem_v07.fits", "iso_P8R3_SOURCE_V3_v1.txt"):
         (tmp_path / name).touch()
-    (tmp_path / "Extended_14years").mkdir()
+    path = fermi.write_fermipy_config(cfg, tmp_path / "config.yaml")
     t0 = time.monotonic()
-    with pytest.raises(MissingInputError, match="gll_psc_v27.fit is missing; get it from https://fermi.gsfc.nasa.gov"):
+    with pytest.raises(MissingInputError, match="gll_psc_v99.fit is missing"):
         fermi.run_fermipy(path, "B0453-685", tmp_path / "out")
-    (tmp_path / "gll_psc_v27.fit").touch(); (tmp_path / "gll_iem_v07.fits").unlink()
-    with pytest.raises(MissingInputError, match="gll_iem_v07.fits is missing"):
+    (tmp_path / "gll_iem_v07.fits").unlink()
+    path = fermi.write_fermipy_config(fermi.fermipy_config("B0453-685", *B0453, catalog=DR2), tmp_path / "config.yaml")
+    with pytest.raises(MissingInputError, match="gll_iem_v07.fits is missing .*https://fermi.gsfc.nasa.gov/ssc/data/analysis/software/aux/4fgl/gll_iem_v07.fits"):
         fermi.run_lat_likelihood(tmp_path / "out", config_path=path, engine="fermipy")
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 5
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -115,3 +191,112 @@ def test_gammapy_fit_on_real_lat_maps_from_local_s3(local_archive, tmp_path):
     assert sed["e2dnde_ul"].unit == u.erg / u.cm**2 / u.s
     assert np.all(sed["e_max"] > sed["e_min"]) and sed["ts"][0] > 25
     assert {"engine", "index", "ts"} <= set(sed.meta)
+
+
+# defect 1 (gammapy path): without a position the fit is at the target (the centre of the maps), not the brightest excess
+def test_gammapy_fit_is_at_the_target_not_the_brightest_excess(local_archive, tmp_path, monkeypatch):
+    from astropy.coordinates import SkyCoord
+    from gammapy.maps import Map
+    from mwnb.demo.fermi import lat_demo_uris
+    uris = lat_demo_uris()
+    # the second-brightest excess of the field, 7.7 deg from Sgr A* (the brightest); maps centred on it, Sgr A* inside
+    target = SkyCoord(7.375, -1.975, unit="deg", frame="galactic")
+    cut = {}
+    for key in ("counts", "exposure", "background"):
+        m = fermi._read_map(uris[key]).cutout(target, width=(16.0, 6.0) * u.deg, mode="partial")
+        m.data = np.nan_to_num(m.data)                                        # outside the field: no counts, no exposure
+        m.write(tmp_path / f"{key}.fits", overwrite=True); cut[key] = tmp_path / f"{key}.fits"
+    products = fermi.lat_products_from_images(uris["events"], cut["counts"], cut["exposure"], cut["background"], uris["psf"],
+                                              tmp_path / "maps")
+    ds = fermi.read_lat_dataset(products)
+    sgra = SkyCoord("17h45m40.04s -29d00m28.1s")
+    assert fermi.brightest_excess(ds).separation(sgra) < 0.3 * u.deg     # the old default fit position
+    seen = {}
+
+    class FitCalled(Exception): pass
+
+    def fit_spy(dataset, position, **kw):   # the fit itself is tested above; here only where it is asked to fit
+        seen["position"] = position
+        raise FitCalled
+
+    monkeypatch.setattr(fermi, "fit_point_source", fit_spy)
+    with pytest.raises(FitCalled):
+        fermi.run_lat_likelihood(tmp_path / "out", maps=products, target="target", engine="gammapy")
+    assert seen["position"].separation(target) < 0.05 * u.deg             # the centre of the maps: the target
+    assert seen["position"].separation(sgra) > 7 * u.deg
+
+
+# defect 4: the LAT data server client follows the contract
+def test_not_complete_until_state_2_even_when_a_fits_link_appears(local_archive, lat_server, tmp_path):
+    lat_server.not_ready_polls, lat_server.links_before_complete = 3, True
+    files = _fetch(tmp_path)
+    polls = local_archive.requests_to("/fermi/QueryResults.cgi")
+    assert len(polls) == 4                                    # the PH file is listed from poll 2 on; state 2 only at poll 4
+    assert [p.name.split("_")[-1] for p in files["photon"]] == ["PH00.fits"]
+    running = ("The state of your query is 1 (Query in progress) wget http://h/fermi/queries/X_PH00.fits")
+    assert fermi.lat_file_urls(running, "http://h/") is None
+
+
+@pytest.mark.parametrize("kind, quote", [("error", "Error: query"), ("expired", "has expired"), ("maintenance", "down due to maintenance")])
+def test_error_expired_and_maintenance_pages_fail_fast_quoting_the_page(local_archive, lat_server, tmp_path, kind, quote):
+    import time
+    lat_server.not_ready_polls, lat_server.fail_with = 1, kind
+    t0 = time.monotonic()
+    with pytest.raises(fermi.LatQueryError, match=quote) as e:
+        fermi.fetch_lat_data(*B0453, tmp_path, interval=0.01, timeout=900, progress=False)
+    assert time.monotonic() - t0 < 3                          # not 900 s of polling
+    assert e.value.kind == kind and quote in e.value.message
+    assert len(local_archive.requests_to("/fermi/QueryResults.cgi")) <= 1
+    assert not (tmp_path / "lat_query.json").exists()
+
+
+def test_manifest_written_atomically_no_partial_json_after_a_crash(local_archive, lat_server, tmp_path, monkeypatch):
+    import io, json
+    lat_server.not_ready_polls = 0
+    _fetch(tmp_path)
+    manifest = tmp_path / "lat_query.json"
+    before = manifest.read_text()
+    real_open = io.open
+
+    class CrashingWriter:
+        "A text file that writes half of what it is given, then fails (a crash or a full disk mid-write)."
+        def __init__(self, f): self.f = f
+        def write(self, data):
+            self.f.write(data[: len(data) // 2]); self.f.flush()
+            raise OSError("simulated crash in the middle of writing the manifest")
+        def __getattr__(self, name): return getattr(self.f, name)
+        def __enter__(self): return self
+        def __exit__(self, *exc): self.f.close()
+
+    def crashing_open(file, mode="r", *a, **kw):
+        f = real_open(file, mode, *a, **kw)
+        return CrashingWriter(f) if mode == "w" else f
+
+    monkeypatch.setattr(io, "open", crashing_open)
+    with pytest.raises(OSError, match="simulated crash"):
+        fermi.fetch_lat_data(*B0453, tmp_path, radius=12.0, interval=0.01, timeout=5, progress=False)   # a new query
+    monkeypatch.setattr(io, "open", real_open)
+    assert manifest.read_text() == before and json.loads(before)["form"]["shapefield"] == "10"   # the old manifest, whole
+    assert sorted(p.name for p in tmp_path.iterdir() if "lat_query" in p.name) == ["lat_query.json"]   # no temporary left
+
+
+def test_json_api_used_when_available(local_archive, lat_server, tmp_path):
+    import json
+    lat_server.api_enabled, lat_server.not_ready_polls = True, 2
+    files = _fetch(tmp_path)
+    api = local_archive.requests_to(fermi.LAT_API_PATH)
+    assert [r["method"] for r in api] == ["POST", "GET", "GET", "GET"]     # submit, then state 1, 1, 2
+    assert local_archive.requests_to("/fermi/LATDataQuery.cgi") == []      # the form was not used
+    assert files["photon"][0].read_bytes() == lat_server.photon_file
+    assert json.loads((tmp_path / "lat_query.json").read_text())["via"] == "json-api"
+
+
+def test_form_used_when_the_json_api_is_absent(local_archive, lat_server, tmp_path):
+    import json
+    lat_server.api_enabled, lat_server.not_ready_polls = False, 1
+    files = _fetch(tmp_path)
+    api = local_archive.requests_to(fermi.LAT_API_PATH)
+    assert len(api) == 1 and api[0]["method"] == "POST"                   # tried once, answered 404
+    assert len(local_archive.requests_to("/fermi/LATDataQuery.cgi")) == 1
+    assert files["photon"][0].read_bytes() == lat_server.photon_file
+    assert json.loads((tmp_path / "lat_query.json").read_text())["via"] == "form"

@@ -87,10 +87,17 @@ print(sc_file.name, sc_file.stat().st_size, "bytes")
 #
 # The values of the published analysis: ROI 10 deg, 0.1 deg pixels, 10 bins per decade, zenith < 100
 # deg, SOURCE class (evclass 128, evtype 3), P8R3_SOURCE_V3 with energy dispersion, gll_iem_v07 and
-# iso_P8R3_SOURCE_V3_v1, the 4FGL-DR2 catalog and the extended-source templates.
+# iso_P8R3_SOURCE_V3_v1, the 4FGL-DR2 catalog and its extended-source templates (the LMC components,
+# e.g. LMC-FarWest, 4FGL J0500.9-6945e, 1.4 deg away). The ROI is centred on `ra`/`dec`: B0453-685 is
+# not a 4FGL source, so fermipy could not look its name up; the pulsar wind nebula is added to the model
+# as a point source with a free power law. Every input path is written absolute, the file fermipy will
+# read from any working directory. With the Fermi ScienceTools present (live), the diffuse models are
+# downloaded from where FSSC publishes them.
 
 # %%
 (lat_dir / "events.txt").write_text("\n".join(str(p.resolve()) for p in lat_files["photon"]) + "\n")
+if not local and fermi.lat_engine() == "fermipy":
+    fermi.fetch_fermi_diffuse(lat_dir)   # gll_iem_v07.fits (~0.5 GB) and the isotropic spectrum, once
 config = fermi.fermipy_config(target, ra, dec, evfile="events.txt", scfile=sc_file.name, roiwidth=roi_deg,
                               outdir=str((out / "fermipy").resolve()))
 config_path = fermi.write_fermipy_config(config, lat_dir / "config.yaml")
@@ -101,8 +108,9 @@ print(config_path.read_text())
 # get it.
 
 # %%
+import yaml
 try:
-    fermi.check_fermipy_inputs(config, lat_dir)
+    fermi.check_fermipy_inputs(yaml.safe_load(config_path.read_text()))   # by fermipy's own path rules
     inputs_ok = True
 except MissingInputError as e:
     inputs_ok = False
@@ -125,9 +133,9 @@ else:
     else:
         raise EngineUnavailableError("no Fermi ScienceTools here and no lat_maps_dir given: make the maps with "
                                      "gtbin/gtexpcube2/gtpsf/gtmodel (or install fermipy + ScienceTools)")
-    # the fit centre: B0453-685 live; the brightest excess of the stand-in field in local mode
+    # the fit centre: B0453-685 live; in local mode the centre of the stand-in maps (never the brightest excess elsewhere)
     position = None if local else SkyCoord(ra, dec, unit="deg")
-    lat = fermi.run_lat_likelihood(out / "lat_fit", maps=maps, target=("brightest source (stand-in field)" if local else target),
+    lat = fermi.run_lat_likelihood(out / "lat_fit", maps=maps, target=("centre of the stand-in field" if local else target),
                                    position=position, engine="gammapy")
 engines["LAT likelihood"] = lat["engine"]
 print(f"engine {lat['engine']}: TS = {lat['ts']:.1f}, photon index = {lat['index']:.2f} ± {lat['index_err']:.2f}")
