@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['log', 'SERVICES', 'TAP_JOB_TIMEOUT', 'STANDARDS', 'service_url', 'request_timeout', 'vo_session', 'adql_literal',
            'unresolved_host', 'is_retryable', 'with_retries', 'http_get', 'http_post', 'top_of', 'add_condition',
-           'default_page_range', 'tap_query', 'tap_upload_join', 'registry_adql', 'registry_search']
+           'default_page_range', 'tap_query', 'served_columns', 'with_column_discovery', 'tap_upload_join',
+           'registry_adql', 'registry_search']
 
 # %% ../nbs/02_archive.ipynb #c002
 import logging, re, sys, time, datetime as _dt
@@ -209,6 +210,8 @@ def _run_once(adql, *, svc, url, service, maxrec, mode, uploads, job_timeout):
         if message is None: raise
         raise ServiceQueryError(service, url, message, adql) from e
     t = res.to_table()
+    label = getattr(res, "_infos", {}).get("MWNBDEMO")   # the local demo archive labels its tables so
+    if label: t.meta["MWNBDEMO"] = label
     status = res.query_status or "OK"
     hard = _hardlimit(svc) if len(t) >= 1000 and maxrec is None else None
     return t, _looks_truncated(len(t), status, adql, maxrec, hard)
@@ -237,7 +240,8 @@ def tap_query(service, adql, *, maxrec=None, mode="sync", page_by=None, uploads=
     run = functools.partial(_run_once, svc=svc, url=url, service=service, maxrec=maxrec, mode=mode, uploads=uploads,
                             job_timeout=TAP_JOB_TIMEOUT if job_timeout is None else job_timeout)
     t0 = time.time()
-    t, cut = run(adql)
+    try: t, cut = run(adql)
+    except ServiceQueryError as e: raise with_column_discovery(e, service, adql) from e
     if cut and page_by is None:
         raise TruncatedResultError(len(t), maxrec or _hardlimit(svc), adql,
                                    hint="Pass page_by='ra' (or a column and range) to fetch it in pieces, or narrow the query.")
@@ -252,6 +256,33 @@ def tap_query(service, adql, *, maxrec=None, mode="sync", page_by=None, uploads=
                   time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   seconds=round(time.time() - t0, 3), archive=conf.archive)
     return t
+
+# %% ../nbs/02_archive.ipynb #c020b
+_COLUMN_TROUBLE = re.compile(r"column|no such|does not exist|unknown|not found|invalid identifier", re.I)
+
+def served_columns(service, table) -> list:
+    "Column names `table` has on `service`, from its TAP_SCHEMA.columns (schema-qualified or bare table name)."
+    bare = table.split(".")[-1]
+    t = tap_query(service, "SELECT column_name FROM tap_schema.columns WHERE "
+                           f"table_name = {adql_literal(table)} OR table_name = {adql_literal(bare)}")
+    return [str(c) for c in t["column_name"]]
+
+def with_column_discovery(err, service, adql):
+    "`err` (a ServiceQueryError) with the table's real columns and the contract entry to update, if it is about a column."
+    from mwnb.contracts import adql_tables, adql_references, contract_entry, TAP_CONTRACTS
+    if not _COLUMN_TROUBLE.search(err.message): return err
+    notes = []
+    for table in sorted({t for t in adql_tables(adql).values() if not t.startswith("tap_upload.")}):
+        try: served = served_columns(service, table)
+        except Exception: continue   # discovery is a help, never a second failure
+        if not served: continue
+        have = {c.lower() for c in served}
+        lacking = sorted({col for tab, col in adql_references(adql) if tab == table and col not in have})
+        where = f" Update {contract_entry(service, table)}." if service in TAP_CONTRACTS else ""
+        notes.append(f"{table} has no column {', '.join(lacking) or '(see the message)'}; its columns (TAP_SCHEMA): "
+                     f"{', '.join(served)}.{where}")
+    if not notes: return err
+    return ServiceQueryError(err.service, err.url, f"{err.message}\n" + "\n".join(notes), err.query)
 
 # %% ../nbs/02_archive.ipynb #c022
 def tap_upload_join(service, table, adql, *, name="t1", chunk_rows=None, mode="sync"):

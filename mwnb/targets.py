@@ -57,7 +57,7 @@ REGISTRY = {t.slug: t for t in [
     Target("Crab", 83.63321, 22.01446, aliases=("crabnebula", "m1"), description="Crab Nebula (M1), pulsar wind nebula",
            tutorials={"crab_cloud_access": {"cutout_arcmin": 6.0}}),
     Target("T Pyx", 136.17292, -32.37986, aliases=("tpyxidis",), description="recurrent nova, 2011 outburst",
-           tutorials={"swift_xrt_tpyx": {"event_mjd": 55665.0, "window_start_day": 123.0, "window_end_day": 151.0}}),
+           tutorials={"swift_xrt_tpyx": {"event_mjd": 55665.0, "window_start_day": 142.0, "window_end_day": 149.0}}),
     Target("B0453-685", 73.39, -68.49, aliases=("snrb0453685",), description="composite SNR in the LMC (Eagle et al. 2023)",
            tutorials={"b0453_multiwavelength": {"roi_deg": 10.0}}),
     Target("Galactic plane", 266.40499, -28.93617, aliases=("gp", "plane", "cscfermi"), description="CSC x 4FGL-DR4 survey of |b| <= 10 deg (position: Galactic centre)",

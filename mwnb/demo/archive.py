@@ -53,6 +53,8 @@ class TapService:
         if sub == "availability":
             return 200, xml, b'<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0"><vosi:available>true</vosi:available></vosi:availability>'
         if sub == "capabilities": return 200, xml, self._capabilities()
+        if sub == "tables": return 200, xml, self._tables()
+        if sub.startswith("tables/"): return self._table(sub.split("/", 1)[1])
         if sub == "sync":
             try:
                 t, over = self.engine.query(one.get("QUERY", ""), one.get("MAXREC"), self._uploads(params, files or {}))
@@ -80,6 +82,30 @@ class TapService:
             if rest == ["results", "result"] and job.result: return 200, xml, job.result
             if not rest: return 200, xml, job.xml(job_url)
         return 404, {"Content-Type": "text/plain"}, f"no TAP resource {path}".encode()
+
+    def _tables(self):
+        "VOSI tableset (what astroquery's Heasarc.list_catalogs reads): served tables, described from the contracts."
+        from xml.sax.saxutils import escape
+        from mwnb.contracts import TAP_CONTRACTS, tap_tables
+        contract = tap_tables(self.engine.name) if self.engine.name in TAP_CONTRACTS else {}
+        rows = "".join(f'<table type="table"><name>{escape(n)}</name><description>{escape(str(contract.get(n, {}).get("title") or contract.get(n, {}).get("description") or n))}'
+                       '</description></table>' for n in sorted(self.engine.tables) if not n.startswith(("tap_upload.", "tap_schema.")))
+        return ('<?xml version="1.0" encoding="UTF-8"?><vosi:tableset xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" '
+                'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1">'
+                f'<schema><name>public</name>{rows}</schema></vosi:tableset>').encode()
+
+    def _table(self, name):
+        "VOSI description of one table with its columns (pyvo fetches `tables/<name>` when the tableset has none)."
+        from xml.sax.saxutils import escape
+        rows = self.engine.schema_rows.get(name.lower())
+        if rows is None: return 404, {"Content-Type": "text/plain"}, f"no table {name}".encode()
+        cols = "".join(f'<column><name>{escape(c)}</name><description>{escape(d)}</description>'
+                       + (f'<unit>{escape(u)}</unit>' if u else "") + f'<dataType xsi:type="vs:TAPType">{escape(t.upper())}</dataType></column>'
+                       for _, c, u, t, d, _ in rows)
+        return 200, {"Content-Type": "text/xml"}, (
+            '<?xml version="1.0" encoding="UTF-8"?><vosi:table xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
+            f'type="table"><name>{escape(name)}</name>{cols}</vosi:table>').encode()
 
     def _capabilities(self):
         base = f"{self.archive.url}{self.prefix}"
@@ -261,7 +287,8 @@ class LocalArchive:
         self.tap_max_rows, self._populate = tap_max_rows, populate
         self.buckets = set()
         self.routes, self.requests, self.faults, self.populate_errors = {}, [], [], {}
-        self.engines = {name: TapEngine(name, max_rows=tap_max_rows, random_overflow=(name == "heasarc"))
+        # the real services' tables are built from their contracts (mwnb/contracts): no invented columns
+        self.engines = {name: TapEngine(name, max_rows=tap_max_rows, random_overflow=(name == "heasarc"), contracts=True)
                         for name in TAP_SERVICES}
         self._saved_env, self.started = {}, False
 
@@ -299,7 +326,8 @@ class LocalArchive:
         "Environment variables that point mwnb (and boto/s3fs) at this archive."
         u = self.url
         return {"MWNB_ARCHIVE": "local", **{f"MWNB_{key.upper()}": f"{u}/{name}/tap" for name, key in TAP_SERVICES.items()},
-                "MWNB_HEASARC_SIA": f"{u}/heasarc/sia?table=chanmaster&", "MWNB_HEASARC_DATALINK": f"{u}/heasarc/datalink",
+                "MWNB_HEASARC_SIA": f"{u}/heasarc/sia?table=chanmaster&",
+                "MWNB_HEASARC_DATALINK": f"{u}/heasarc/datalink/{{table}}?sizefiles=false&",
                 "MWNB_HEASARC_HTTPS": f"{u}/heasarc/FTP", "MWNB_IRSA_SIA": f"{u}/irsa/sia",
                 "MWNB_MAST_API": f"{u}/mast/api", "MWNB_SESAME": f"{u}/sesame/",
                 "MWNB_FERMI_LAT_SERVER": f"{u}/fermi/LATDataQuery.cgi",

@@ -104,6 +104,7 @@ class TapEngine:
     def __init__(self, name, max_rows=100000, random_overflow=False, contracts=False):
         self.name, self.max_rows, self.random_overflow, self.contracts = name, max_rows, random_overflow, contracts
         self.schema_rows = {}   # table -> [(table_name, column_name, unit, datatype, description, ucd)]
+        self.labels = {}        # table -> its demo provenance label (table.meta["MWNBDEMO"]), sent as a VOTable INFO
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.lock = threading.RLock()
         self.columns_meta, self.tables, self.attached = {}, {}, set()
@@ -129,6 +130,7 @@ class TapEngine:
         name = name.lower()
         if self.contracts and not name.startswith(("tap_upload.", "tap_schema.")) and self._has_contract(name):
             table = conform_to_contract(self.name, name, table)
+        if table.meta.get("MWNBDEMO"): self.labels[name] = str(table.meta["MWNBDEMO"])
         schema = name.split(".")[0] if "." in name else None
         cols = [c for c in table.colnames if table[c].ndim == 1]
         with self.lock:
@@ -187,7 +189,10 @@ class TapEngine:
             finally:
                 for n in names: self._drop(n)
         overflow = len(rows) > want and (top is None or top > want)
-        return self._to_table(names_out, rows[:want]), overflow
+        out = self._to_table(names_out, rows[:want])
+        labels = sorted({self.labels[t] for t in self.labels if re.search(rf"\b{re.escape(t)}\b", sql, re.I)})
+        if labels: out.meta["MWNBDEMO"] = " | ".join(labels)
+        return out, overflow
 
     @staticmethod
     def _upload_name(n): return f"tap_upload.{n.lower()}"
@@ -250,6 +255,8 @@ def votable_bytes(table: Table, overflow=False, error=None):
     res = vt.resources[0]
     res.type = "results"
     res.infos.append(votable.tree.Info(name="QUERY_STATUS", value="OK"))
+    if table.meta.get("MWNBDEMO"):   # demo provenance travels as an INFO, as a real service's notes do
+        res.infos.append(votable.tree.Info(name="MWNBDEMO", value=str(table.meta["MWNBDEMO"])))
     for field in vt.get_first_table().fields:
         ucd = table[field.name].meta.get("ucd") if table[field.name].meta else None
         if ucd: field.ucd = ucd
