@@ -84,6 +84,7 @@ class Conf(_astropy_config.ConfigNamespace):
     max_retries = _item(4, "Tries after the first one on 5xx, timeouts and dropped connections.", bounds=(0, 20))
     retry_backoff = _item(1.0, "First retry wait in seconds; doubles every try.", bounds=(0.0, 600.0))
     tap_upload_chunk = _item(50000, "Rows per TAP_UPLOAD request.", bounds=(1, 10_000_000))
+    tap_job_timeout = _item(600.0, "Seconds an async TAP job may run before mwnb deletes it and gives up.", bounds=(1.0, 86400.0))
     cache = _item(False, "Keep downloaded files in `cache_dir` so a re-run does not fetch again.")
     cache_dir = _item(str(Path("~/.cache/mwnb").expanduser()), "Directory of the on-disk cache.")
     data_dir = _item("", "Folder of real archive files the local demo archive serves; empty: ../shared/data beside the checkout.")
