@@ -58,10 +58,12 @@ def test_fermi_spacecraft_file(real_endpoints):
     assert SPACECRAFT_URI == s3 and https_url(s3) == https and cloud_uri(https) == s3
 
 
-def test_no_lambda_builder_exists():
-    "lambda_wmap: mwnb builds no LAMBDA keys (nothing to check); fail here when one appears without a layout test."
-    import mwnb.cloud
-    assert not [n for n in dir(mwnb.cloud) if "lambda" in n.lower() or "wmap" in n.lower()]
+def test_lambda_wmap_key_from_its_https_url():
+    "lambda_wmap: https://lambda.gsfc.nasa.gov/data/map/... -> s3://nasa-lambda/wmap/... ('map' renamed 'wmap'); cobe/ keeps its name."
+    from mwnb.wmap import lambda_s3_uri
+    https, s3 = layout("lambda_wmap")["examples"][0].split(" -> ")
+    assert lambda_s3_uri(https.strip()) == s3.strip()
+    assert lambda_s3_uri("https://lambda.gsfc.nasa.gov/data/cobe/firas/x.fits") == "s3://nasa-lambda/cobe/firas/x.fits"
 
 
 def test_heasarc_https_s3_mirror_both_ways(real_endpoints):

@@ -279,7 +279,7 @@ BANNER = ("LOCAL TEST/DEMO ARCHIVE on 127.0.0.1: not the real archives. Tables a
           "(real archive files from ../shared/data where present, stand-ins clearly marked MWNBDEMO otherwise).")
 
 # the demo content modules of `mwnb.demo`, one per tutorial; each has `populate(archive)`
-DEMO_CONTENT = ("crab", "crossmatch", "fermi", "swift")
+DEMO_CONTENT = ("crab", "crossmatch", "fermi", "swift", "wmap")
 
 class LocalArchive:
     "moto S3 + a VO-like HTTP server on 127.0.0.1, with the endpoints of `conf` pointed at them."
