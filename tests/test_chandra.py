@@ -211,3 +211,142 @@ def test_import_is_light():
     assert r.stdout.strip() == "[]"
     cumulative_us = int(next(l for l in r.stderr.splitlines() if l.rstrip().endswith("| mwnb.chandra")).split("|")[1])
     assert cumulative_us < 500_000, cumulative_us                      # ~0.13 s measured: numpy is most of it
+
+
+# ---- issue 13 part D: position errors, counterparts with chance rates, merged table, Src 2, spectrum ----
+
+@pytest.fixture(scope="module")
+def m82_sources():
+    "Real M82 events (the demo's stand-in for ObsID 1990): photutils sources with their 95% position errors."
+    ev = chandra.read_events(EVENTS)
+    images, wcs = chandra.band_images(ev, binsize=2)
+    broad = sum(images.values())
+    return chandra.add_position_errors(chandra.detect_sources(broad, wcs, engine="photutils"), ev.meta), broad, wcs, ev
+
+
+def test_position_errors_follow_kim_2007_and_grow_off_axis(m82_sources):
+    src, _, _, ev = m82_sources
+    assert src.meta["aim_point_from"] == "RA_PNT/DEC_PNT"
+    aim = SkyCoord(ev.meta["RA_PNT"] * u.deg, ev.meta["DEC_PNT"] * u.deg)
+    theta = SkyCoord(src["ra"], src["dec"]).separation(aim).arcmin
+    assert np.allclose(src["off_axis"].to_value(u.arcmin), theta, atol=1e-9) and 3.0 < theta.min() and theta.max() < 4.2
+    c = np.asarray(src["net_counts"], float)
+    logc = np.minimum(np.log10(c), 3.3)
+    by_hand = 10 ** np.where(logc <= 2.1393, 0.1145 * theta - 0.4958 * logc + 0.1932, 0.0968 * theta - 0.2064 * logc - 0.4260)
+    assert np.allclose(src["pos_err_95_stat"].to_value(u.arcsec), by_hand, rtol=1e-12)
+    assert 0.18 < src["pos_err_95_stat"][0].to_value(u.arcsec) < 0.19          # 1499 net counts at 3.6': 0.186"
+    # absolute astrometry (90% 1.11" -> 95% 1.266") in quadrature
+    assert np.allclose(src["pos_err_95"].value, np.hypot(by_hand, 1.11 * np.sqrt(np.log(0.05) / np.log(0.1))), rtol=1e-12)
+    # same counts further off axis: larger; more counts at the same angle: smaller
+    assert chandra.positional_error_95(30, 9.0) > 3 * chandra.positional_error_95(30, 3.0)
+    assert chandra.positional_error_95(300, 5.0) < chandra.positional_error_95(30, 5.0)
+
+
+def _gaia_rows():
+    from mwnb.archive import tap_query
+    return tap_query("gaia", "SELECT source_id, ra, dec FROM gaiadr3.gaia_source WHERE dec < -59.99 AND dec > -60.01")
+
+
+def test_counterparts_are_matched_within_each_sources_own_radius(local_archive):
+    stars = _gaia_rows()                                  # the 5 real Gaia DR3 rows near (280.0, -60.0)
+    assert len(stars) == 5
+    s0, s1 = SkyCoord(stars["ra"][0] * u.deg, stars["dec"][0] * u.deg), SkyCoord(stars["ra"][1] * u.deg, stars["dec"][1] * u.deg)
+    a = s0.directional_offset_by(90 * u.deg, 0.8 * u.arcsec)
+    b = s1.directional_offset_by(90 * u.deg, 2.5 * u.arcsec)
+    src = QTable({"id": [1, 2, 3], "ra": [a.ra.deg, b.ra.deg, b.ra.deg] * u.deg, "dec": [a.dec.deg, b.dec.deg, b.dec.deg] * u.deg,
+                  "pos_err_95": [1.3, 1.3, 3.0] * u.arcsec})
+    g = chandra.find_counterparts(src, catalogs={"Gaia DR3": chandra.COUNTERPART_CATALOGS["Gaia DR3"]})["Gaia DR3"]
+    # 1: its star at 0.8" < 1.3"; 2: the star at 2.5" is outside 1.3" (fetched, then cut); 3: the same star inside 3.0"
+    assert set(int(i) for i in g["xray_id"]) == {1, 3}
+    best = {int(r["xray_id"]): r for r in g[::-1]}
+    assert best[1]["source_id"] == stars["source_id"][0] and abs(best[1]["sep"] - 0.8) < 0.01
+    assert best[3]["source_id"] == stars["source_id"][1] and abs(best[3]["sep"] - 2.5) < 0.01
+    assert np.all(g["sep"] <= g["match_radius"])
+    # the demo's Gaia rows carry no ra_error (NULL): no catalog term, and the table counts them
+    assert g.meta["catalog_error_missing"] == len(g)
+
+
+def test_chance_rate_is_the_local_catalog_density_times_the_error_circle(local_archive):
+    stars = _gaia_rows()
+    ra, dec = np.asarray(stars["ra"], float), np.asarray(stars["dec"], float)
+    centre = SkyCoord(ra.mean() * u.deg, dec.mean() * u.deg)
+    far = SkyCoord(150 * u.deg, 2 * u.deg)
+    src = QTable({"id": [7, 8], "ra": [centre.ra.deg, far.ra.deg] * u.deg, "dec": [centre.dec.deg, far.dec.deg] * u.deg,
+                  "pos_err_95": [1.5, 1.5] * u.arcsec})
+    ch = chandra.chance_coincidence(src, catalogs={"Gaia DR3": chandra.COUNTERPART_CATALOGS["Gaia DR3"]}, ring=60 * u.arcsec)
+    sep = SkyCoord(ra * u.deg, dec * u.deg).separation(centre).arcsec
+    n_ring = int(((sep > 1.5) & (sep <= 61.5)).sum())
+    assert n_ring == 5 and list(ch["n_ring"]) == [5, 0]
+    area = np.pi * (61.5**2 - 1.5**2) / 3600                             # arcmin2, flat: 1.2e-6 below the spherical area
+    assert ch["ring_area"][0].to_value(u.arcmin**2) == pytest.approx(area, rel=1e-5)
+    assert ch["n_chance"][0] == pytest.approx(5 / area * np.pi * 1.5**2 / 3600, rel=1e-5)
+    assert ch["p_chance"][0] == pytest.approx(1 - np.exp(-ch["n_chance"][0]))
+    assert ch["n_chance"][1] == 0
+
+
+def test_merged_table_on_the_demo_field_says_what_it_found(local_archive, m82_sources):
+    src = m82_sources[0]
+    cps = chandra.find_counterparts(src)
+    ch = chandra.chance_coincidence(src)
+    pwn, src2 = chandra.follow_up_source(src)
+    m = chandra.merged_table(src, cps, ch, pwn_id=pwn, follow_up_id=src2)
+    assert len(m) == len(src) == 19 and list(m["role"][:2]) == ["PWN", "Src 2"] and (m["role"] == "").sum() == 17
+    # the M82 stand-in field has no demo Gaia/2MASS rows: no counterpart, density 0, said in words
+    assert m["gaia_n"].sum() == 0 and m["tmass_n"].sum() == 0 and np.all(m["gaia_n_chance"] == 0)
+    assert all(t.startswith("no ") for t in m.meta["counterparts"].values())
+    s = chandra.follow_up_summary(m, src2)
+    assert s["gaia_n"] == 0 and "no Gaia DR3 source within the 95% error circle (1.30 arcsec)" in s["note"]
+
+
+def test_the_seed_image_display(m82_sources, tmp_path):
+    src, broad, wcs, _ = m82_sources
+    fig = chandra.plot_image(broad, wcs, sources=src, highlight=2, path=tmp_path / "img.png")
+    im = fig.axes[0].images[0]
+    assert im.get_cmap().name == "hot" and type(im.norm).__name__ == "LogNorm" and im.origin == "lower"
+    assert im.norm.vmax == broad.max() and len(fig.axes[0].patches) == len(src)
+    assert (tmp_path / "img.png").stat().st_size > 20_000
+
+
+def test_galex_hsc_and_csc_are_live_only(monkeypatch, m82_sources):
+    from mwnb.errors import ServiceQueryError
+    monkeypatch.setenv("MWNB_ARCHIVE", "local")
+    t = chandra.mast_source_counterparts(m82_sources[0], "GALEX")
+    assert len(t) == 0 and "no GALEX or Hubble Source Catalog rows" in t.meta["note"]
+    with pytest.raises(ServiceQueryError, match="stand_in_spectrum"):
+        chandra.csc_obsid_sources(1990)
+
+
+def test_stand_in_spectrum_fit_gives_a_flux_with_its_interval():
+    spec = chandra.stand_in_spectrum()
+    fit = chandra.fit_source_spectrum(spec["pha"], spec["arf"], spec["rmf"], label=spec["label"])
+    sed = chandra.sed_xray_flux(fit)
+    assert sed["label"].startswith("STAND-IN") and (sed["e_min_keV"], sed["e_max_keV"]) == (0.5, 7.0)
+    # 53 counts in 0.5-7 keV: Gamma = 3.15 (2.29-4.37), nH = 0.12e22 with its 90% lower bound at the hard limit 0
+    assert fit["powerlaw.PhoIndex_status"][0] == "ok" and 2.8 < fit["powerlaw.PhoIndex"][0] < 3.5
+    assert fit["powerlaw.PhoIndex_lo"][0] < fit["powerlaw.PhoIndex"][0] < fit["powerlaw.PhoIndex_hi"][0]
+    assert 0.05 < fit["tbabs.nH"][0] < 0.3 and fit["tbabs.nH_hi"][0] > fit["tbabs.nH"][0]
+    assert fit["tbabs.nH_status"][0] == "ok" or (fit["tbabs.nH_status"][0] == "pegged_low" and fit["tbabs.nH_lo"][0] == 0)
+    assert sed["flux_lo"] < sed["flux"] < sed["flux_hi"] and 1e-13 < sed["flux"] < 5e-13
+    assert sed["unabsorbed_flux_lo"] < sed["unabsorbed_flux"] < sed["unabsorbed_flux_hi"]
+
+
+@pytest.mark.remote_data
+def test_live_galex_and_hsc_counterparts(monkeypatch):
+    monkeypatch.setenv("MWNB_ARCHIVE", "live")
+    src = QTable({"id": [1], "ra": [322.49324] * u.deg, "dec": [12.16683] * u.deg, "pos_err_95": [3.0] * u.arcsec})
+    hsc = chandra.mast_source_counterparts(src, "HSC")           # M15 core (astroquery's own HSC test position)
+    assert len(hsc) > 0 and np.all(hsc["sep"] <= 3.0)
+    src = QTable({"id": [1], "ra": [158.47924] * u.deg, "dec": [-7.30962] * u.deg, "pos_err_95": [30.0] * u.arcsec})
+    galex = chandra.mast_source_counterparts(src, "GALEX")
+    assert np.all(galex["sep"] <= 30.0) and "note" in galex.meta or len(galex) > 0
+
+
+@pytest.mark.remote_data
+def test_live_csc_spectra_of_obsid_1990(monkeypatch, tmp_path):
+    monkeypatch.setenv("MWNB_ARCHIVE", "live")
+    det = chandra.csc_obsid_sources(1990)
+    assert len(det) > 0 and {"obsid", "obi", "region_id"} <= set(det.colnames)
+    files = chandra.fetch_csc_spectra(det[:1], tmp_path)
+    assert all(files[0][k].stat().st_size > 0 for k in ("pha", "arf", "rmf"))
+    fit = chandra.fit_source_spectrum(files[0]["pha"], files[0]["arf"], files[0]["rmf"])
+    assert np.isfinite(chandra.sed_xray_flux(fit)["flux"])
