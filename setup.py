@@ -45,6 +45,8 @@ def reqs(key): return shlex.split(cfg.get(key, '').strip())
 requirements = reqs('requirements')
 xray_requirements = reqs('xray_requirements')
 lat_requirements = reqs('lat_requirements')
+survey_requirements = reqs('survey_requirements')
+sed_requirements = reqs('sed_requirements')
 dev_requirements = reqs('dev_requirements')
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
@@ -65,8 +67,9 @@ setuptools.setup(
     # mwnb/contracts/*.yaml: the service contracts mwnb.contracts reads at run time
     package_data={'mwnb': ['data/*', 'contracts/*.yaml', 'contracts/*.md']},
     install_requires=requirements,
-    extras_require={'xray': xray_requirements, 'lat': lat_requirements, 'dev': dev_requirements,
-                    'all': xray_requirements + lat_requirements},
+    extras_require={'xray': xray_requirements, 'lat': lat_requirements, 'survey': survey_requirements,
+                    'sed': sed_requirements, 'dev': dev_requirements,
+                    'all': xray_requirements + lat_requirements + survey_requirements + sed_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
