@@ -838,7 +838,8 @@ def sed_xray_flux(fit: Table) -> dict:
     import astropy.units as u
     q = lambda c: float(u.Quantity(fit[c])[0].to_value(u.erg / u.cm**2 / u.s))   # Table or QTable column
     lo, hi = fit.meta["flux_band_keV"]
+    index = float(fit["powerlaw.PhoIndex"][0]) if "powerlaw.PhoIndex" in fit.colnames else None   # for the nuF_nu conversion
     return dict(e_min_keV=float(lo), e_max_keV=float(hi), **{k: q(k) for k in ("flux", "flux_lo", "flux_hi", "unabsorbed_flux",
-                "unabsorbed_flux_lo", "unabsorbed_flux_hi")}, confidence=fit.meta.get("confidence"),
+                "unabsorbed_flux_lo", "unabsorbed_flux_hi")}, confidence=fit.meta.get("confidence"), photon_index=index,
                 model=fit.meta.get("model"), label=fit.meta.get("label", ""), archive=fit.meta.get("archive"))
 

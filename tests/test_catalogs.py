@@ -1,4 +1,5 @@
-"""Issue 4: catalog loaders from files and from the (local) archives, complete and with units."""
+"""Issue 4: catalog loaders from files and from the (local) archives, complete and with units. Issue 10: chanmaster
+rows without position, extended 4FGL sources, demo tables with contract columns only."""
 import numpy as np
 import pytest
 import astropy.units as u
@@ -12,34 +13,44 @@ from mwnb.config import data_dir
 DATA = data_dir()
 FGL = DATA / "pypi-fermipy-4fgl-dr4/gll_psc_v35.fit"
 CSC = DATA / "ivoa-dm-usecases-csc2/ivoa_csc2_example.xml"
+EXT14 = DATA / "fermipy-4fgl/LAT_extended_sources_14years.fits"
+HALF = DATA / "heasarc-tutorials-cfg2-half/csc_near_4fgl_l0-180.ecsv"
 
 
 def test_csc_from_tap_is_complete_with_units(archive):
+    """Issue 11: the demo csc serves the 5,462 real sources of the published plane half and the 326 of the CSC2 example."""
+    from astropy.table import vstack
     t = csc_sources()
-    assert len(t) == 326 and t.meta["n_dropped_flux"] == 0
+    half = Table.read(HALF)
+    assert half.meta["published_pairs_in_this_half"] == 5468 and len(half) == 5462
+    assert len(t) == 5462 + 326 and t.meta["n_dropped_flux"] == 0
     assert t["ra"].unit == u.deg and t["flux_b"].unit == u.erg / u.s / u.cm**2
-    # same sources and positions as the file they were served from
-    f = read_csc(CSC)
+    assert t.meta["MWNBDEMO"].startswith("MWNBDEMO: real CSC 2 sources from two files")   # the label travels with the rows
+    # same sources, positions and fluxes as the two files they were served from
+    f = vstack([read_csc(HALF), read_csc(CSC)])
     assert set(t["name"]) == set(f["name"])
     i = np.argsort(np.asarray(t["name"])); j = np.argsort(np.asarray(f["name"]))
     assert np.max(np.abs(np.asarray(t["ra"])[i] - np.asarray(f["ra"])[j])) < 1e-9
+    assert np.array_equal(np.asarray(t["flux_b"])[i], np.asarray(f["flux_b"])[j])
 
 
 def test_csc_over_server_limit_raises_or_pages(archive):
     engine = archive.engines["heasarc"]
-    old, engine.max_rows = engine.max_rows, 100
+    old, engine.max_rows = engine.max_rows, 2000     # below the 5788 rows of the demo csc
     try:
         with pytest.raises(TruncatedResultError):
             csc_sources()
         t = csc_sources(page_by="dec")
-        assert len(t) == 326 and len(set(t["name"])) == 326
+        assert len(t) == 5788 and len(set(t["name"])) == 5788
     finally:
         engine.max_rows = old
 
 
 def test_fermi_from_tap_equals_file(archive):
-    tap, fil = fermi_4fgl(), fermi_4fgl(FGL)
+    # fermilpsc names the extended sources but has no size for them: the extension comes from the FSSC table
+    tap, fil = fermi_4fgl(extended=EXT14), fermi_4fgl(FGL)
     assert len(tap) == len(fil) == 7195
+    assert tap.meta["n_extended_region"] == fil.meta["n_extended_region"] == 82
     assert list(tap["name"][:5]) == list(fil["name"][:5])
     ok = np.isfinite(np.asarray(fil["semi_major_95"]))
     assert np.allclose(np.asarray(tap["semi_major_95"])[ok], np.asarray(fil["semi_major_95"])[ok], rtol=1e-6)
@@ -50,6 +61,39 @@ def test_chandra_observations(archive):
     obs = chandra_observations()
     assert len(obs) == 187 and obs["exposure"].unit == u.s
     assert 7074 in set(obs["obsid"]) and (np.abs(obs["b"]) <= 90).all()
+
+
+def test_chanmaster_rows_without_position_are_filtered_not_fatal(archive):
+    """Issue 10, defect 3: real chanmaster has rows with NULL ra/dec; the query leaves them out."""
+    from mwnb.archive import tap_query
+    null = tap_query("heasarc", "SELECT obsid, ra, dec FROM chanmaster WHERE ra IS NULL OR dec IS NULL")
+    assert list(null["obsid"]) == [-1]                     # the demo serves one, as the contract says the real one does
+    assert len(tap_query("heasarc", "SELECT obsid FROM chanmaster")) == 188
+    obs = chandra_observations()                           # before the fix: BadCoordinatesError on that row
+    assert len(obs) == 187 and -1 not in set(obs["obsid"]) and np.isfinite(np.asarray(obs["ra"])).all()
+
+
+def test_demo_chanmaster_provenance_is_in_meta_not_a_column():
+    """Issue 10, defect 5: demo tables carry only contract columns; the synthesised exposure is said in meta."""
+    from mwnb.demo.crossmatch import chanmaster_table, fermilpsc_table, csc_table, DEMO_NOTE
+    from mwnb.contracts import contract_columns
+    cm = chanmaster_table(DATA)
+    assert "demo_note" not in cm.colnames and cm.meta["MWNBDEMO"] == DEMO_NOTE and "exposure synthesised" in DEMO_NOTE
+    for table, t in (("chanmaster", cm), ("fermilpsc", fermilpsc_table(DATA)), ("csc", csc_table(DATA))):
+        assert set(t.colnames) <= {c["name"] for c in contract_columns("heasarc", table)}, table
+
+
+def test_fermilpsc_extended_sources_over_tap(archive, caplog):
+    """Issue 10, defect 4: over TAP the 82 extended sources are named (extended_source_name), never dropped silently."""
+    import logging
+    with caplog.at_level(logging.WARNING, logger="mwnb.catalogs"):
+        tap = fermi_4fgl()
+    assert (tap.meta["n_extended"], tap.meta["n_extended_region"], tap.meta["n_no_ellipse"]) == (82, 0, 90)
+    assert "82 extended 4FGL sources have no region" in caplog.text
+    with_ext = fermi_4fgl(extended=EXT14)
+    assert (with_ext.meta["n_extended_region"], with_ext.meta["n_no_ellipse"]) == (82, 8)
+    w28 = with_ext[with_ext["extended_name"] == "W 28"][0]
+    assert w28["name"] == "4FGL J1801.3-2326e" and abs(w28["semi_major_95"] - 0.39) < 1e-6 and w28["region_source"] == "extension"
 
 
 def test_gaia_and_2mass_cones(archive):
@@ -66,3 +110,28 @@ def test_nonpositive_flux_is_filtered_and_counted():
     with pytest.raises(NonPositiveFluxError):
         log10_flux(t["flux"])
     assert np.allclose(log10_flux(kept["flux"]), np.log10([1e-14, 3e-13]))
+
+
+def test_4fgl_classes_kept_as_published(archive):
+    """Issue 11: CLASS1 keeps 4FGL's identified (capitals) vs associated (lower case) distinction; class_group folds it."""
+    from mwnb.catalogs import class_group
+    raw = Table.read(FGL, hdu=1)
+    published = np.char.strip(np.asarray(raw["CLASS1"]).astype(str))
+    for t in (read_fermi(FGL), fermi_4fgl(extended=EXT14)):        # the FSSC file and HEASARC fermilpsc over TAP
+        assert list(t["class1"]) == list(published)               # before: lower-cased, blank -> 'unassociated'
+    cls = list(published)
+    assert (cls.count("PSR"), cls.count("psr"), cls.count("")) == (137, 4, 2423)
+    folded = class_group(published)
+    assert (folded == "psr").sum() == 141 and (folded == "unassociated").sum() == 2423
+
+
+def test_flux_summary_of_the_served_csc(archive):
+    """The seed's min/max/mean check of a whole-catalog answer, on the served csc: the extremes are the files' own."""
+    from mwnb.catalogs import flux_summary
+    s = flux_summary(csc_sources())
+    half = np.asarray(Table.read(HALF)["b_flux_ap"], float)
+    example = np.asarray(read_csc(CSC)["flux_b"], float)
+    both = np.r_[half, example]
+    assert s["n"] == 5788 and s["n_missing"] == 0
+    assert (s["min"], s["max"]) == (both.min(), both.max()) == (half.min(), half.max())
+    assert abs(s["mean"] - both.mean()) < 1e-12 * both.mean()

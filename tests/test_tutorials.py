@@ -68,6 +68,7 @@ def test_galactic_plane_crossmatch_shows_its_figures(tmp_path):
     assert len(Table.read(d / "csc_fermi_crossmatch" / "pairs.ecsv", format="ascii.ecsv")) > 0   # so the flux-ratio figures exist
     check_figures_shown(d, "csc_fermi_crossmatch",
                         ["chandra_observations_aitoff.png", "csc_aitoff.png", "csc_lon_lat_hist.png", "csc_plane_strip.png",
+                         "matched_csc_fermi_aitoff.png", "flux_ratio_plane_map.png", "gaia_variable_fraction_by_class.png",
                          "matches_per_fermi_lon_lat.png", "flux_ratio_vs_l_b.png", "flux_ratio_by_class.png",
                          "counterparts_by_class.png", "gaia_variability_by_class.png"], png_dir=d / "csc_fermi_crossmatch")
 
