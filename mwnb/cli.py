@@ -45,6 +45,7 @@ SUBCOMMANDS = {
     "fit-spectra": ("mwnb.spectra", "fit_spectra_cli"),
     "fit-benchmark": ("mwnb.demo.swift", "fit_benchmark_cli"),
     "cutout-benchmark": ("mwnb.demo.cutout_benchmark", "cutout_benchmark_cli"),
+    "spectral-coverage": ("mwnb.demo.spectral_coverage", "spectral_coverage_cli"),
 }
 
 def summary(mod, fn) -> str:
@@ -70,6 +71,12 @@ def _one_line(text, first_only=False) -> str:
     if not lines: return ""
     return lines[0] + (" ..." if len(lines) > 1 else "") if first_only else " ".join(lines)
 
+def _underscored(arg: str) -> str:
+    "'--flux-band=0.5-2' -> '--flux_band=0.5-2'; values and short options untouched."
+    if not arg.startswith("--"): return arg
+    name, eq, value = arg[2:].partition("=")
+    return "--" + name.replace("-", "_") + eq + value
+
 def main(argv=None):
     "Entry point of the `mwnb` command."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -77,6 +84,8 @@ def main(argv=None):
     sub, rest = argv[0], argv[1:]
     if sub == "run":   # `-p k=v` as papermill spells it; HTML is rendered by default (`--html` kept as a no-op)
         rest = ["--p" if a == "-p" else a for a in rest if a != "--html"]
+    # options may be spelled with dashes as on most command lines (--flux-band); fastcore names them with underscores
+    rest = [_underscored(a) for a in rest]
     if sub not in SUBCOMMANDS:
         print(f"mwnb: unknown subcommand {sub!r}\n\n{_usage()}", file=sys.stderr); return 2
     debug = os.environ.get("MWNB_DEBUG", "").strip() not in ("", "0")

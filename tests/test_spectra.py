@@ -29,6 +29,7 @@ def test_real_xrt_spectrum_fits_tbabs_powerlaw():
     assert v(t, "tbabs.nH") == pytest.approx(0.216, abs=0.005)
     assert v(t, "stat") == pytest.approx(185.76, abs=0.05)
     assert 1e-14 < v(t, "flux") < 1e-12
+    assert all(t[c + "_status"][0] == "ok" for c in ("tbabs.nH", "powerlaw.PhoIndex", "powerlaw.norm"))
 
 
 @pytest.fixture(scope="module")
@@ -36,30 +37,54 @@ def tpyx_spectra(tmp_path_factory):
     return simulate_tpyx_spectra(tmp_path_factory.mktemp("tpyx"), obsids=selected_obsids(), seed=TPYX_SEED)
 
 
-def test_tpyx_joint_fit_recovers_published_values(tpyx_spectra):
-    "8 Poisson spectra from the published T Pyx fit: nH and every temperature inside its 90% interval; < 30 s."
-    assert all(fits.getheader(p, 1)["MWNBDEMO"].startswith("simulated") for p in tpyx_spectra)
-    t0 = time.perf_counter()
-    t = fit_spectra(tpyx_spectra, "tbabs*(bbody+bremss)", tie=["nH"], engine="sherpa",
-                    start={"bbody.kT": 0.1, "bremss.kT": 3.0})
-    seconds = time.perf_counter() - t0
-    assert len(t) == 8 and seconds < 30
-    # nH is tied: one value for all rows, and it brackets the published 0.1364e22
-    assert len(set(np.asarray(t["tbabs.nH"]))) == 1
-    assert v(t, "tbabs.nH_lo") < TPYX_PUBLISHED["tbabs.nH"] < v(t, "tbabs.nH_hi")
-    assert v(t, "tbabs.nH") == pytest.approx(0.1273, abs=0.001)
-    assert v(t, "tbabs.nH_hi") - v(t, "tbabs.nH") == pytest.approx(0.0128, abs=0.002)
-    for c in ("bbody.kT", "bremss.kT"):
-        lo, hi = np.asarray(t[c + "_lo"]), np.asarray(t[c + "_hi"])
-        assert (lo < TPYX_PUBLISHED[c]).all() and (TPYX_PUBLISHED[c] < hi).all(), c
-    # error-weighted mean temperatures across the 8 observations
-    for c, truth, tol in (("bbody.kT", 0.0469, 0.001), ("bremss.kT", 1.434, 0.15)):
-        val, sig = np.asarray(t[c]), (np.asarray(t[c + "_hi"]) - np.asarray(t[c + "_lo"])) / 2
-        mean = np.sum(val / sig**2) / np.sum(1 / sig**2)
-        assert mean == pytest.approx(truth, abs=tol), (c, mean)
-    # 5360-channel-equivalent: grouped bins minus 1 + 8*4 free parameters
-    assert t["dof"][0] == 802
-    assert v(t, "stat") == pytest.approx(743.40, abs=0.05)
+# The former T Pyx "recovery" test (one seed, every interval required to hold the truth, values pinned to what the
+# code produced) is replaced by the coverage study: tests/test_spectral_coverage.py, mwnb.demo.spectral_coverage.
+# T Pyx's own chain (simulated spectra, backgrounds) is tested with the Swift chain (tests/test_swift.py).
+
+
+def test_result_schema_is_the_same_for_sherpa_and_xspec(tpyx_spectra):
+    "Defect 5: lower-case component.parameter columns with units, engine in meta, whatever the engine spells."
+    import astropy.units as u
+    t = fit_spectra(tpyx_spectra[:1], "tbabs*(bbody+bremss)", engine="sherpa", start={"bbody.kT": 0.1, "bremss.kT": 3.0},
+                    errors="covar", n_draws=50, gof=0)
+    assert t.meta["engine"] == "sherpa"
+    numeric = [c for c in t.colnames if t[c].dtype.kind in "fi"]
+    assert numeric and all(t[c].unit is not None for c in numeric), [c for c in numeric if t[c].unit is None]
+    # what PyXspec hands over for the same model: XSPEC's spellings (TBabs<1>(bbody<2> + bremss<3>) in the
+    # HEASARC Swift tutorial's AllModels.show output), its unit strings ('10^22', 'keV', '')
+    comps = [("TBabs", [("nH", "10^22", 0.14, 0.13, 0.15, "ok")]),
+             ("bbody", [("kT", "keV", 0.047, 0.045, 0.049, "ok"), ("norm", "", 0.01, 0.009, 0.011, "ok")]),
+             ("bremss", [("kT", "keV", 1.4, 1.2, 1.6, "ok"), ("norm", "", 0.0027, 0.0025, 0.0029, "ok")])]
+    F = u.erg / u.cm**2 / u.s
+    row = {"spectrum": "a.pha", "obsid": "00031968059", "exposure": (1132.557, u.s), "counts": (612.0, u.count),
+           "background": "", "background_counts": (np.nan, u.count), **spectra.xspec_parameter_columns(comps)}
+    for k in ("flux", "bbody_flux", "bremss_flux", "unabsorbed_flux", "bbody_unabsorbed_flux", "bremss_unabsorbed_flux"):
+        row.update({k: (1e-11, F), f"{k}_lo": (0.9e-11, F), f"{k}_hi": (1.1e-11, F)})   # as pyxspec_fit writes them
+    row.update({"stat": (100.0, u.dimensionless_unscaled), "dof": (90, u.dimensionless_unscaled),
+                "spectrum_stat": (np.nan, u.dimensionless_unscaled), "gof_p": (np.nan, u.dimensionless_unscaled),
+                "engine": "xspec"})
+    xs = spectra.fit_results_table([row], {"engine": "xspec"})
+    assert xs.colnames == t.colnames
+    assert all(xs[c].unit == t[c].unit for c in t.colnames), [c for c in t.colnames if xs[c].unit != t[c].unit]
+    assert "tbabs.nH" in xs.colnames and "TBabs.nH" not in xs.colnames
+    assert xs["dof"].dtype.kind == "i" and t["dof"].dtype.kind == "i"
+
+
+def test_xspec_component_names_map_to_the_schema():
+    "XSPEC model names (XSPEC manual model list: powerlaw, bbodyrad, cflux; tutorial: TBabs, bbody, bremss)."
+    assert spectra.xspec_component_labels(["TBabs", "bbody", "bremss"]) == ["tbabs", "bbody", "bremss"]
+    assert spectra.xspec_component_labels(["TBabs", "cflux", "powerlaw", "bbodyrad", "powerlaw_5"]) == \
+        ["tbabs", "cflux", "powerlaw", "bbodyrad", "powerlaw_2"]
+    # the Sherpa engine numbers a repeated model the same way
+    _, comps = spectra.build_model("tbabs*(powerlaw+powerlaw)")
+    assert [c.name for c in comps] == ["tbabs", "powerlaw", "powerlaw_2"]
+
+
+def test_parameter_evolution_title(tpyx_spectra, tmp_path):
+    t = Table({"day": [142.75, 144.6], "bbody.kT": [0.047, 0.046], "bbody.kT_lo": [0.045, 0.044],
+               "bbody.kT_hi": [0.049, 0.048], "flux": [1e-11, 1.1e-11]})
+    fig = spectra.plot_parameter_evolution(t, "day", tmp_path / "e.png", title="T Pyx - stand-in (simulated) spectra")
+    assert fig._suptitle.get_text() == "T Pyx - stand-in (simulated) spectra" and (tmp_path / "e.png").stat().st_size > 10_000
 
 
 def test_fit_spectra_cli_writes_table_and_plot(tpyx_spectra, tmp_path, capsys):
@@ -67,7 +92,8 @@ def test_fit_spectra_cli_writes_table_and_plot(tpyx_spectra, tmp_path, capsys):
     from mwnb.cli import main
     out = tmp_path / "fit"
     rc = main(["fit-spectra", *map(str, tpyx_spectra[:2]), "--model", "tbabs*(bbody+bremss)", "--tie", "nH",
-               "--band", "0.3-7", "--engine", "sherpa", "--start", "bbody.kT=0.1", "bremss.kT=3", "--out", str(out)])
+               "--band", "0.3-7", "--engine", "sherpa", "--start", "bbody.kT=0.1", "bremss.kT=3", "--errors", "covar",
+               "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "engine: sherpa" in text and "tbabs.nH=" in text
@@ -76,12 +102,7 @@ def test_fit_spectra_cli_writes_table_and_plot(tpyx_spectra, tmp_path, capsys):
     assert (out / "spectral_fit_spectra.png").stat().st_size > 20_000
 
 
-def test_fit_benchmark_cli_prints_seconds(capsys):
-    from mwnb.cli import main
-    assert main(["fit-benchmark"]) == 0
-    text = capsys.readouterr().out
-    seconds = float(text.split("spectra (sherpa): ")[1].split(" s")[0])
-    assert 0 < seconds < 30
+# `mwnb fit-benchmark` (mwnb.demo.swift.fit_benchmark) belongs to the Swift chain and is tested there.
 
 
 def test_engine_and_input_errors(tmp_path):
@@ -93,13 +114,132 @@ def test_engine_and_input_errors(tmp_path):
     with pytest.raises(MissingInputError, match="no RMF"): load_spectrum(PHA)
 
 
-def test_profile_confidence_intervals_agree_with_curvature():
+def test_profile_confidence_intervals_agree_with_curvature_and_are_the_default():
     "errors='conf' (Sherpa's profile) on the real spectrum: asymmetric bounds around the same best fit as 'covar'."
     kw = dict(model="tbabs*powerlaw", engine="sherpa", start={"PhoIndex": 2.0})
-    cv = fit_spectra([load_spectrum(PHA, ARF, RMF)], errors="covar", **kw)
-    pf = fit_spectra([load_spectrum(PHA, ARF, RMF)], errors="conf", **kw)
+    cv = fit_spectra([load_spectrum(PHA, ARF, RMF)], errors="covar", gof=0, n_draws=50, **kw)
+    pf = fit_spectra([load_spectrum(PHA, ARF, RMF)], **kw)
+    assert pf.meta["error_method"].startswith("profile (Sherpa conf), delta-stat 2.706")
     c = "powerlaw.PhoIndex"
     assert v(pf, c) == pytest.approx(v(cv, c), rel=1e-6)
     lo, hi = v(pf, c) - v(pf, c + "_lo"), v(pf, c + "_hi") - v(pf, c)
     assert lo == pytest.approx(0.8706, abs=0.01) and hi == pytest.approx(1.1076, abs=0.01)   # measured
     assert lo / (v(cv, c) - v(cv, c + "_lo")) == pytest.approx(1.0, abs=0.3)                  # same scale as covar
+
+
+# ---- issue 12, part A: profile intervals with limits, backgrounds, fluxes, cross-checks, goodness of fit ----
+
+@pytest.fixture(scope="module")
+def real_with_background(tmp_path_factory):
+    "The REAL Swift-XRT spectrum with a SIMULATED background (none is in the shared data), as files with keywords."
+    from mwnb.demo.spectral_coverage import real_spectrum_with_simulated_background
+    return real_spectrum_with_simulated_background(tmp_path_factory.mktemp("xrt_bkg"))
+
+
+def test_acceptance_fit_spectra_cli_real_spectrum_with_background(real_with_background, tmp_path, capsys):
+    "`mwnb fit-spectra SPEC --model tbabs*powerlaw --band 0.5-7` with BACKFILE: the schema, unabsorbed flux with interval, nH >= 0 with status."
+    from mwnb.cli import main
+    out = tmp_path / "fit"
+    rc = main(["fit-spectra", str(real_with_background["spectrum"]), "--model", "tbabs*powerlaw", "--band", "0.5-7",
+               "--engine", "sherpa", "--start", "PhoIndex=2", "--distance", "1.0", "--flux_band", "0.5-2", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "stat (wstat)" in text and "unabsorbed flux 0.5-2 keV" in text
+    t = Table.read(out / "spectral_fit.ecsv")
+    # schema: value, interval, status and unit for every parameter; engine, provenance, band, grouping in meta
+    for c in ("tbabs.nH", "powerlaw.PhoIndex", "powerlaw.norm"):
+        assert {c, c + "_lo", c + "_hi", c + "_status"} <= set(t.colnames)
+        assert t[c].unit is not None and t[c + "_status"][0] in ("ok", "pegged_low", "pegged_high")
+    assert t.meta["engine"] == "sherpa" and t.meta["stat_used"] == "wstat" and t.meta["flux_band_keV"] == [0.5, 2.0]
+    assert t.meta["error_method"].startswith("profile")
+    prov = t.meta["provenance"][0]
+    assert prov["background_simulated"] is True and prov["spectrum_simulated"] is False
+    assert prov["grouping"].startswith(">= 1 source and >= 1 background")
+    assert t["background"][0] == "target_bkg_SIMULATED.pha" and v(t, "background_counts") > 0
+    # nH: lower bound never negative, with its status (measured: 0 and pegged_low on this 53-count spectrum)
+    assert v(t, "tbabs.nH_lo") >= 0
+    assert v(t, "tbabs.nH_lo") == 0.0 and t["tbabs.nH_status"][0] == "pegged_low"
+    # unabsorbed flux with a 90% interval, above the absorbed one; luminosity at 1 kpc
+    lo, val, hi = v(t, "unabsorbed_flux_lo"), v(t, "unabsorbed_flux"), v(t, "unabsorbed_flux_hi")
+    assert 0 < lo < val < hi and val >= v(t, "flux") and str(t["unabsorbed_flux"].unit) == "erg / (s cm2)"
+    assert v(t, "luminosity") == pytest.approx(4 * np.pi * spectra.KPC_CM**2 * val, rel=1e-9)
+    assert 0 <= v(t, "gof_p") <= 1
+    assert (out / "spectral_fit_spectra.png").stat().st_size > 20_000
+
+
+def test_nh_consistent_with_zero_is_pegged_not_negative(tmp_path):
+    "A power law with nH = 0.005e22 (simulated through the real responses): lower bound 0, status pegged_low."
+    import shutil
+    for f in (ARF, RMF): shutil.copy(f, tmp_path / f.name)
+    p = spectra.simulate_spectrum(tmp_path / "nh0.pha", "tbabs*powerlaw", {"nH": 0.005, "PhoIndex": 2.0, "norm": 1e-3},
+                                  10000, tmp_path / RMF.name, tmp_path / ARF.name, seed=3)
+    for errors in ("conf", "covar"):
+        t = fit_spectra([p], "tbabs*powerlaw", band=(0.5, 7), engine="sherpa", errors=errors, gof=0, n_draws=100,
+                        start={"PhoIndex": 1.5})
+        assert v(t, "tbabs.nH_lo") == 0.0 and t["tbabs.nH_status"][0] == "pegged_low", errors
+        assert v(t, "tbabs.nH_hi") > v(t, "tbabs.nH") >= 0
+        assert t["powerlaw.PhoIndex_status"][0] == "ok"
+
+
+def test_sherpa_powlaw1d_and_xspec_powerlaw_agree_on_the_real_spectrum():
+    "Sherpa's own powlaw1d and the XSPEC library's powerlaw, each times tbabs, on ObsID 00092220001: within 1%."
+    kw = dict(engine="sherpa", band=(0.5, 7), gof=0, n_draws=100)
+    xs = fit_spectra([load_spectrum(PHA, ARF, RMF)], "tbabs*powerlaw", start={"PhoIndex": 2.0}, **kw)
+    sh = fit_spectra([load_spectrum(PHA, ARF, RMF)], "tbabs*sherpa.powlaw1d", start={"gamma": 2.0}, **kw)
+    for a, b in (("powerlaw.PhoIndex", "sherpa_powlaw1d.gamma"), ("powerlaw.norm", "sherpa_powlaw1d.ampl"),
+                 ("tbabs.nH", "tbabs.nH")):
+        for suffix in ("", "_lo", "_hi"):
+            x, y = v(xs, a + suffix), v(sh, b + suffix)
+            assert y == pytest.approx(x, rel=0.01, abs=1e-9), (a + suffix, x, y)
+    assert v(sh, "stat") == pytest.approx(v(xs, "stat"), abs=0.01)
+
+
+def test_sherpa_bbody_and_xspec_bbodyrad_agree_on_the_real_spectrum():
+    "Sherpa's bbody and XSPEC's bbodyrad (ampl = 1.0344e-3 norm): kT, its interval and the radius at 1 kpc within 1%."
+    kw = dict(engine="sherpa", band=(0.5, 7), gof=0, n_draws=100, distance_kpc=1.0)
+    xs = fit_spectra([load_spectrum(PHA, ARF, RMF)], "tbabs*bbodyrad", start={"kT": 0.3}, **kw)
+    sh = fit_spectra([load_spectrum(PHA, ARF, RMF)], "tbabs*sherpa.bbody", start={"kT": 0.3}, **kw)
+    for suffix in ("", "_lo", "_hi"):
+        assert v(sh, "sherpa_bbody.kT" + suffix) == pytest.approx(v(xs, "bbodyrad.kT" + suffix), rel=0.01), suffix
+        # the norm is nearly degenerate with kT on 53 counts (measured: 1.25% apart at the best fit, where the two
+        # statistics differ by 0.015): it agrees to 1% of its 90% interval's width
+        width = 1.0344e-3 * (v(xs, "bbodyrad.norm_hi") - v(xs, "bbodyrad.norm_lo"))
+        assert abs(v(sh, "sherpa_bbody.ampl" + suffix) - 1.0344e-3 * v(xs, "bbodyrad.norm" + suffix)) < 0.01 * width, suffix
+    assert v(sh, "sherpa_bbody_radius") == pytest.approx(v(xs, "bbodyrad_radius"), rel=0.01)
+    # bbodyrad: R_km = sqrt(norm) D_10
+    assert v(xs, "bbodyrad_radius") == pytest.approx(np.sqrt(v(xs, "bbodyrad.norm")) * 0.1, rel=1e-9)
+
+
+def test_goodness_of_fit_rejects_a_wrong_model(tmp_path):
+    "A power-law spectrum fitted with a blackbody gets gof_p < 0.01; fitted with a power law it does not."
+    import shutil
+    for f in (ARF, RMF): shutil.copy(f, tmp_path / f.name)
+    p = spectra.simulate_spectrum(tmp_path / "pl.pha", "tbabs*powerlaw", {"nH": 0.1, "PhoIndex": 1.5, "norm": 2e-3},
+                                  10000, tmp_path / RMF.name, tmp_path / ARF.name, seed=11)
+    kw = dict(band=(0.5, 7), engine="sherpa", errors=None, n_draws=10, gof=2000)
+    good = fit_spectra([p], "tbabs*powerlaw", start={"PhoIndex": 2.0}, **kw)
+    bad = fit_spectra([p], "tbabs*bbodyrad", start={"kT": 1.0}, **kw)
+    assert v(good, "gof_p") > 0.05 and v(bad, "gof_p") < 0.01, (v(good, "gof_p"), v(bad, "gof_p"))
+
+
+def test_wstat_and_cstat_formulas_reproduce_sherpa(real_with_background):
+    "The statistics of the goodness-of-fit simulations are Sherpa's W-stat and cstat at the best fit."
+    t = fit_spectra([real_with_background["spectrum"]], "tbabs*powerlaw", band=(0.5, 7), engine="sherpa", errors=None,
+                    gof=200, n_draws=10, start={"PhoIndex": 2.0})
+    jf = t.joint_fit
+    a = spectra.spectrum_arrays(jf.data[0], jf.models[0])
+    assert spectra.wstat_bins(a["S"], a["B"], a["mu"], a["r"]).sum() == pytest.approx(jf.result.statval, rel=1e-9)
+    assert v(t, "spectrum_stat") == pytest.approx(jf.result.statval, rel=1e-9)
+
+
+def test_contour_and_plots(real_with_background, tmp_path):
+    "nH-PhoIndex contour (others refitted) on the real spectrum, spectra plot with background and residuals."
+    t = fit_spectra([real_with_background["spectrum"]], "tbabs*powerlaw", band=(0.5, 7), engine="sherpa",
+                    gof=200, n_draws=50, start={"PhoIndex": 2.0})
+    c = spectra.confidence_contour(t, "tbabs.nH", "powerlaw.PhoIndex", n=6)
+    assert c["delta"].shape == (6, 6) and c["delta"].min() > -0.01 and c["delta"].max() > 4.61
+    fig = spectra.plot_confidence_contour(c, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    fig = spectra.plot_spectra_fit(t, tmp_path / "s.png")
+    labels = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
+    assert "background (SIMULATED)" in labels and len(fig.axes) == 2
