@@ -1,0 +1,113 @@
+"The LSDB engine: same pairs as the KD-tree engine, counterparts from the local-S3 HATS copy, a scheduler by address, the scaling benchmark."
+import numpy as np
+import pytest
+import astropy.units as u
+from astropy.table import Table
+from scipy.spatial import cKDTree
+from mwnb.config import data_dir
+from mwnb.catalogs import read_fermi, read_csc
+from mwnb.crossmatch import match_local, unit_vectors
+from mwnb.errors import BadParameterError, EngineUnavailableError
+from mwnb.lsdb_match import match_lsdb, counterparts_lsdb, find_counterparts_lsdb, scale_benchmark, dask_client
+
+pytest.importorskip("lsdb")
+DATA = data_dir()
+
+
+@pytest.fixture(scope="module")
+def fgl():
+    return read_fermi(DATA/"pypi-fermipy-4fgl-dr4/gll_psc_v35.fit")
+
+
+@pytest.fixture(scope="module")
+def half():
+    return read_csc(DATA/"heasarc-tutorials-cfg2-half/csc_near_4fgl_l0-180.ecsv")
+
+
+def assert_same_pairs(got, ref):
+    assert got.colnames == ref.colnames
+    assert len(got) == len(ref) > 0
+    for c in ("fermi_index", "source_index", "fermi_name", "source_name"):
+        assert np.asarray(got[c]).tolist() == np.asarray(ref[c]).tolist(), c
+    assert np.max(np.abs(np.asarray(got["sep"]) - np.asarray(ref["sep"]))) < 1e-9
+    e1, e2 = np.asarray(got["ellipse_dist"]), np.asarray(ref["ellipse_dist"])
+    assert np.array_equal(np.isnan(e1), np.isnan(e2))
+    assert np.allclose(e1[~np.isnan(e1)], e2[~np.isnan(e2)], rtol=0, atol=1e-12)
+
+
+def test_shared_half_same_pairs_local_cluster(fgl, half):
+    "Default scheduler (a LocalCluster of worker processes): the real half of the CSC sample, ellipse95."
+    got = match_lsdb(half, fgl, "ellipse95")
+    ref = match_local(half, fgl, "ellipse95")
+    assert_same_pairs(got, ref)
+    assert got.meta["engine"] == "lsdb" and got.meta["n_partitions"] >= 1
+
+
+@pytest.mark.parametrize("region", ["circle95", "radius:0.1deg"])
+def test_shared_half_same_pairs_other_regions(fgl, half, region):
+    assert_same_pairs(match_lsdb(half, fgl, region, scheduler="synchronous"), match_local(half, fgl, region))
+
+
+def test_csc_like_table_and_file_names(fgl):
+    "Any CSC-like table: the IVOA CSC2 example, given as file names."
+    xml = DATA/"ivoa-dm-usecases-csc2/ivoa_csc2_example.xml"
+    got = match_lsdb(xml, DATA/"pypi-fermipy-4fgl-dr4/gll_psc_v35.fit", "circle95", scheduler="threads")
+    assert_same_pairs(got, match_local(read_csc(xml), fgl, "circle95"))
+    assert len(got) == 34
+
+
+def test_scheduler_by_address(fgl, half):
+    "A scheduler given by address: the cluster started here stays up after the match (only the client closes)."
+    from distributed import LocalCluster, Client
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        got = match_lsdb(half[:2000], fgl, "circle95", scheduler=cluster.scheduler_address)
+        assert_same_pairs(got, match_local(half[:2000], fgl, "circle95"))
+        with Client(cluster.scheduler_address) as c:   # still answering
+            assert len(c.scheduler_info()["workers"]) == 1
+
+
+def test_bad_scheduler():
+    with pytest.raises(BadParameterError, match="scheduler must be None"):
+        with dask_client("localhost:8786"): pass
+    with pytest.raises(EngineUnavailableError, match="no Dask scheduler answers"):
+        with dask_client("tcp://127.0.0.1:9"): pass
+
+
+def test_counterparts_from_local_s3_hats():
+    "Gaia and 2MASS counterparts from the hats-import copies in the demo S3 equal a direct KD-tree nearest-N."
+    from mwnb.demo.archive import LocalArchive
+    from mwnb.demo.hats import populate_hats, demo_rows
+    la = LocalArchive(populate=False).start()
+    try:
+        urls = populate_hats(la)
+        assert urls["gaia"].startswith("s3://") and urls["2mass"].startswith("s3://")
+        for catalog, idcol, probe in (("gaia", "source_id", ([280.0, 279.996, 268.0677, 12.0], [-60.0, -59.997, 26.5075, 0.0])),
+                                      ("2mass", "designation", ([10.02, 10.05, 10.685], [10.06, 10.07, 41.269]))):
+            rows = demo_rows(catalog)
+            pos = Table({"ra": probe[0] * u.deg, "dec": probe[1] * u.deg})
+            radius, n = 100.0, 2
+            got = counterparts_lsdb(pos, catalog, radius_arcsec=radius, n_nearest=n, url=urls[catalog], scheduler="synchronous")
+            d, k = cKDTree(unit_vectors(rows["ra"], rows["dec"])).query(
+                unit_vectors(pos["ra"], pos["dec"]), k=[1, 2], distance_upper_bound=2 * np.sin(np.radians(radius / 3600) / 2))
+            pi, ki = np.nonzero(np.isfinite(d))
+            assert got["pos_index"].tolist() == pi.tolist()
+            assert np.asarray(got[idcol]).tolist() == np.asarray(rows[idcol])[k[pi, ki]].tolist()
+            assert np.allclose(got["dist_arcsec"], np.degrees(2 * np.arcsin(d[pi, ki] / 2)) * 3600, rtol=0, atol=1e-6)
+            assert len(got) >= 3 and got["rank"].max() == 1
+        fermi = Table({"name": ["toy"], "ra": [280.0] * u.deg, "dec": [-60.0] * u.deg, "class1": ["unk"]})
+        pairs = Table({"fermi_index": [0], "source_ra": [280.001], "source_dec": [-60.001]})
+        near = find_counterparts_lsdb(fermi, pairs, "gaia", radius=0.03, n_nearest=1, url=urls["gaia"], scheduler="synchronous")
+        assert near["fermi_name"].tolist() == ["toy"] * len(near) and 1 <= len(near) <= 2
+    finally:
+        la.stop()
+
+
+def test_tiny_scale_benchmark(tmp_path):
+    t = scale_benchmark(sizes=(10_000, 40_000), n_sources=2_000, radius_arcsec=120, n_nearest=2, cache_dir=tmp_path,
+                        scheduler="threads", log=lambda *a: None)
+    assert sorted(set(t["engine"])) == ["astropy", "kdtree", "lsdb"]
+    assert list(t["n_catalog"]) == [10_000] * 3 + [40_000] * 3
+    assert list(t["same_pairs"]) == ["True"] * 6
+    assert (t["n_pairs"][3:] > t["n_pairs"][:3]).all() and (t["n_pairs"][:3] > 0).all()
+    assert np.all(t["peak_MB"] > 50) and np.all(t["seconds"] > 0)
+    assert np.allclose(t["rows_per_s"], t["n_catalog"] / t["seconds"])
