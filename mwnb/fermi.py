@@ -4,15 +4,19 @@
 
 # %% auto #0
 __all__ = ['LAT_TMIN', 'LAT_TMAX', 'LAT_EMIN', 'LAT_EMAX', 'SPACECRAFT_URI', 'LAT_COMPLETE_STATE', 'LAT_API_PATH',
-           'FERMI_DIFFUSE_URLS', 'CATALOG_TEMPLATES', 'FERMI_INPUTS', 'lat_query_form', 'LatQueryError', 'page_text',
+           'FERMI_DIFFUSE_URLS', 'CATALOG_TEMPLATES', 'FERMI_INPUTS', 'UL_CONFIDENCE', 'UL_N_SIGMA', 'UL_LABEL',
+           'TS_DETECT', 'FERMI_MJDREF', 'TS_CURV_MIN', 'LAT_ST_NAMES', 'lat_query_form', 'LatQueryError', 'page_text',
            'lat_page_problem', 'results_page_url', 'lat_query_state', 'lat_file_urls', 'poll_lat_results', 'check_fits',
            'download_lat_file', 'LatApiUnavailable', 'lat_api_url', 'submit_lat_api', 'lat_api_files',
            'submit_lat_query', 'start_lat_query', 'write_json_atomic', 'fetch_lat_data', 'fetch_spacecraft_file',
            'fermipy_config', 'fermipy_schema', 'validate_fermipy_config', 'absolute_fermipy_inputs',
            'write_fermipy_config', 'fermipy_input_paths', 'extended_templates', 'check_fermipy_inputs',
-           'fetch_fermi_diffuse', 'lat_engine', 'run_fermipy', 'fermipy_sed_table', 'lat_energy_axis',
-           'lat_products_from_images', 'read_lat_dataset', 'brightest_excess', 'fit_point_source', 'lat_sed',
-           'lat_ts_map', 'plot_sed', 'plot_ts_map', 'run_lat_likelihood']
+           'fetch_fermi_diffuse', 'lat_engine', 'one_sided_cl', 'run_fermipy', 'fermipy_parameters',
+           'fermipy_sed_table', 'fermipy_lightcurve_table', 'lat_energy_axis', 'gti_overlap',
+           'lat_products_from_images', 'read_lat_dataset', 'lat_diffuse_models', 'brightest_excess', 'lat_roi_models',
+           'fixed_sources_template', 'localisation', 'fit_lat_roi', 'lat_sed', 'lat_ts_map', 'lat_residual_maps',
+           'lat_time_datasets', 'lat_light_curve', 'plot_sed', 'plot_ts_map', 'plot_lat_maps', 'plot_light_curve',
+           'lat_fit_tables', 'lat_maps_in', 'lat_gammapy_needs', 'run_lat_gammapy', 'run_lat_likelihood']
 
 # %% ../nbs/30_fermi.ipynb #c002
 import json, re, time, warnings
@@ -23,7 +27,7 @@ import numpy as np
 
 from .config import conf
 from .errors import (MwnbError, MissingInputError, ArchiveUnavailableError, DownloadError, EngineUnavailableError,
-                         ServiceQueryError, ConfigError)
+                         ServiceQueryError, ConfigError, BadInputFileError, BadParameterError)
 
 # %% ../nbs/30_fermi.ipynb #c005
 LAT_TMIN, LAT_TMAX = 239557417, 599544005   # MET seconds, Eagle et al. (2023)
@@ -430,9 +434,25 @@ def lat_engine() -> str:
         except ImportError as e: raise EngineUnavailableError("neither fermipy+ScienceTools nor gammapy imports") from e
         return "gammapy"
 
+# %% ../nbs/30_fermi.ipynb #c034k
+UL_CONFIDENCE = 0.95                  # one-sided, fermipy's sed/lightcurve default (ul_confidence)
+UL_N_SIGMA = 1.6448536269514722       # gammapy: the UL is where -2 ln L rises by UL_N_SIGMA**2 = 2.71 (minos cl 0.90)
+UL_LABEL = "95% CL upper limit (one-sided, -2 ln L up by 2.71)"
+TS_DETECT = 4.0                       # flux point / light-curve bin with TS below this: upper limit
+FERMI_MJDREF = 51910 + 7.428703703703703e-4   # MJD (TT) of MET 0 (MJDREFI + MJDREFF of LAT files)
+TS_CURV_MIN = 9.0                     # a curved spectrum is chosen when TS_curv >= 9 (3 sigma, one extra parameter)
+def one_sided_cl(n_sigma: float) -> float:
+    "One-sided confidence level of a profile-likelihood upper limit at -2 ln L + n_sigma**2 (1.645 -> 0.95)."
+    from scipy.stats import norm
+    return float(norm.cdf(n_sigma))
+
+_CONTAINMENT_K = {0.68: np.sqrt(-2 * np.log(1 - 0.68)), 0.95: np.sqrt(-2 * np.log(1 - 0.95))}   # 2D Gaussian radii, in sigma
+
+
 # %% ../nbs/30_fermi.ipynb #c035
-def run_fermipy(config_path, target: str, out_dir, *, free_radius: float = 3.0) -> dict:
-    "Run fermipy's GTAnalysis (setup, optimize, fit, SED, TS map) on `config_path`; SED table and products."
+def run_fermipy(config_path, target: str, out_dir, *, free_radius: float = 3.0, lc_bin_days: float = 365.25,
+                ts_curv_min: float = TS_CURV_MIN) -> dict:
+    "fermipy's GTAnalysis on `config_path`: fit, localize, curvature (PL/LP/PLEC4), SED, TS and residual maps, light curve."
     import yaml
     config = yaml.safe_load(Path(config_path).read_text())
     check_fermipy_inputs(config, Path(config_path).parent)  # before anything slow, by fermipy's path rules
@@ -442,26 +462,51 @@ def run_fermipy(config_path, target: str, out_dir, *, free_radius: float = 3.0) 
     gta = GTAnalysis(str(config_path), logging={"verbosity": 3})
     gta.setup()
     gta.optimize()
-    gta.free_sources(distance=free_radius, pars="norm")
-    gta.free_source("galdiff"); gta.free_source("isodiff")
     if target not in gta.roi:   # never fit another catalog source in its place (for B0453-685 that would be the blazar candidate 4FGL J0511.4-6804, 1.7 deg away)
         raise ConfigError(f"{target!r} is not in the fermipy model: add it to model.sources (mwnb.fermi.fermipy_config does)")
     name = gta.roi.get_source_by_name(target).name
+    gta.free_sources(distance=free_radius, pars="norm")
+    gta.free_source("galdiff"); gta.free_source("isodiff")
     gta.free_source(name)
     fit = gta.fit()
-    sed = gta.sed(name, make_plots=True)
-    tsmap = gta.tsmap("tsmap", model={"SpatialModel": "PointSource", "Index": 2.0}, make_plots=True)
+    loc = gta.localize(name, update=True, make_plots=True)
+    curv = gta.curvature(name)
+    loglike = {"PowerLaw": float(curv["loglike_pl"]), "LogParabola": float(curv["loglike_lp"]),
+               "PLSuperExpCutoff4": float(curv["loglike_ple"])}
+    ts_curv = {m: 2 * (ll - loglike["PowerLaw"]) for m, ll in loglike.items()}
+    best = max(ts_curv, key=ts_curv.get)
+    best = best if ts_curv[best] >= ts_curv_min else "PowerLaw"
+    if best != "PowerLaw":   # keep the chosen shape for the SED and light curve
+        gta.set_source_spectrum(name, spectrum_type=best)
+        gta.free_source(name); gta.fit()
+    sed = gta.sed(name, ul_confidence=UL_CONFIDENCE, make_plots=True)
+    tsmap = gta.tsmap("tsmap", model={"SpatialModel": "PointSource", "Index": 2.0}, exclude=[name], make_plots=True)
+    resid = gta.residmap("resid", model={"SpatialModel": "PointSource", "Index": 2.0}, make_plots=True)
+    lc = gta.lightcurve(name, binsz=lc_bin_days * 86400.0, make_plots=True)
     gta.write_roi("fit", make_plots=True)
     src = gta.roi[name]
-    table = fermipy_sed_table(sed)
-    index = src.spectral_pars["Index"]  # stored with a scale of -1 in fermipy
-    scale = abs(float(index.get("scale", 1.0)))
-    return {"engine": "fermipy", "source": name, "ts": float(src["ts"]),
-            "index": abs(float(index["value"])) * scale, "index_err": float(index["error"]) * scale,
-            "sed": table, "tsmap": tsmap["ts"], "fit": fit}
+    n_free = {"PowerLaw": 2, "LogParabola": 3, "PLSuperExpCutoff4": 3}
+    compare = [{"model": m, "n_free": n_free[m], "stat": -2 * ll, "loglike": ll, "ts": np.nan, "ts_curv": ts_curv[m],
+                "success": True, "chosen": m == best} for m, ll in loglike.items()]
+    loc_keys = ("ra", "dec", "pos_err_semimajor", "pos_err_semiminor", "pos_angle", "pos_r68", "pos_r95")
+    return {"engine": "fermipy", "source": name, "ts": float(src["ts"]), "spectral_model": best, "spectral_models": compare,
+            "ts_curv_min": ts_curv_min, "localisation": {**{k: float(loc[k]) for k in loc_keys}, "ra_err": np.nan, "dec_err": np.nan},
+            "parameters": fermipy_parameters(src), "flux": float(src["flux"]), "flux_err": float(src["flux_err"]),
+            "eflux": float(src["eflux"]), "eflux_err": float(src["eflux_err"]),
+            "sed": fermipy_sed_table(sed), "tsmap": tsmap["ts"], "residmap": resid["sigma"], "lightcurve": fermipy_lightcurve_table(lc),
+            "fit": fit}
+
+def fermipy_parameters(src) -> "Table":
+    "Every spectral parameter of a fermipy source with its error (the scale applied), as a table."
+    from astropy.table import Table
+    rows = []
+    for k, p in src.spectral_pars.items():
+        scale = float(p.get("scale", 1.0))
+        rows.append((src.name, k, float(p["value"]) * scale, abs(float(p.get("error", np.nan)) * scale), "", not p.get("free", False)))
+    return Table(rows=rows, names=["component", "parameter", "value", "error", "unit", "frozen"], dtype=[str, str, float, float, str, bool])
 
 def fermipy_sed_table(sed: dict) -> "QTable":
-    "fermipy SED dict -> table with units (MeV, cm-2 s-1 MeV-1, TS, upper limits)."
+    "fermipy SED dict -> table with units (MeV, cm-2 s-1 MeV-1, TS, upper limits at fermipy's ul_confidence)."
     import astropy.units as u
     from astropy.table import QTable
     t = QTable()
@@ -470,26 +515,176 @@ def fermipy_sed_table(sed: dict) -> "QTable":
     for k in ("dnde", "dnde_err", "dnde_ul"): t[k] = np.asarray(sed[k]) * dnde_unit
     for k in ("dnde", "dnde_err", "dnde_ul"): t["e2" + k] = (t["e_ref"] ** 2 * t[k]).to(u.erg / u.cm**2 / u.s)
     t["ts"] = np.asarray(sed["ts"], float)
-    t["is_ul"] = t["ts"] < 4
-    t.meta["engine"] = "fermipy"
+    t["is_ul"] = t["ts"] < TS_DETECT
+    t.meta.update({"engine": "fermipy", "ul": UL_LABEL, "ul_cl": UL_CONFIDENCE, "is_ul": f"TS < {TS_DETECT:g}"})
     return t
+
+def fermipy_lightcurve_table(lc: dict) -> "QTable":
+    "fermipy light-curve dict -> table with units (MET bounds, MJD, flux, error, 95% UL, TS)."
+    import astropy.units as u
+    from astropy.table import QTable
+    t = QTable()
+    t["tstart"], t["tstop"] = np.asarray(lc["tmin"], float) * u.s, np.asarray(lc["tmax"], float) * u.s
+    t["mjd_start"] = (FERMI_MJDREF + t["tstart"].to_value(u.s) / 86400) * u.d
+    t["mjd_stop"] = (FERMI_MJDREF + t["tstop"].to_value(u.s) / 86400) * u.d
+    unit = u.Unit("cm-2 s-1")
+    t["flux"], t["flux_err"], t["flux_ul"] = (np.asarray(lc[k], float) * unit for k in ("flux", "flux_err", "flux_ul95"))
+    t["ts"] = np.asarray(lc["ts"], float)
+    t["is_ul"] = t["ts"] < TS_DETECT
+    t.meta.update({"engine": "fermipy", "ul": UL_LABEL, "ul_cl": UL_CONFIDENCE, "is_ul": f"TS < {TS_DETECT:g}"})
+    return t
+
 
 # %% ../nbs/30_fermi.ipynb #c038
 def _read_map(uri):
-    "gammapy Map from a local, s3:// or https:// FITS file."
     from gammapy.maps import Map
     from mwnb.cloud import open_fits
     with open_fits(str(uri)) as h: return Map.from_hdulist(h)
 
-def lat_energy_axis(emin=1e4, emax=2e6, nbin: int = 6):
-    "Log energy axis (reconstructed energy) of a counts cube from `emin` to `emax` (MeV, or Quantities)."
+
+def lat_energy_axis(emin=1e4, emax=2e6, nbin: int = 5):
     import astropy.units as u
     from gammapy.maps import MapAxis
     return MapAxis.from_energy_bounds(u.Quantity(emin, "MeV"), u.Quantity(emax, "MeV"), nbin=nbin, name="energy")
 
-def _psf_profile(psf_image):
-    "Radial profile (sr-1) of a normalized PSF kernel image at the distinct pixel radii."
+
+# %% ../nbs/30_fermi.ipynb #c039
+def _read_events(uri):
+    from astropy.table import Table
+    from mwnb.cloud import open_fits
+    with open_fits(str(uri)) as h:
+        ev, gti = Table(h["EVENTS"].data), Table(h["GTI"].data)
+        head = dict(h["EVENTS"].header)
+    return ev, gti, head
+
+
+def _event_coords(ev, frame):
+    from astropy.coordinates import SkyCoord
+    return (SkyCoord(ev["L"], ev["B"], unit="deg", frame="galactic") if frame == "galactic"
+            else SkyCoord(ev["RA"], ev["DEC"], unit="deg", frame="icrs"))
+
+
+def _catalog_positions(catalog):
+    from astropy.table import Table
+    from astropy.coordinates import SkyCoord
+    t = Table.read(catalog, hdu=1)
+    return SkyCoord(t["RAJ2000"], t["DEJ2000"], unit="deg")
+
+
+def gti_overlap(gti, tmin: float, tmax: float) -> float:
+    "Seconds of good time between MET `tmin` and `tmax`."
+    start, stop = np.asarray(gti["START"], float), np.asarray(gti["STOP"], float)
+    return float(np.clip(np.minimum(stop, tmax) - np.maximum(start, tmin), 0, None).sum())
+
+
+def lat_products_from_images(events, counts, exposure, background, psf, out_dir, *, catalog, irf_dataset=None,
+                             center=None, width=None, energy_axis=None, mask_radius=0.3, time_bin_days=None) -> dict:
+    """ScienceTools-format LAT files (gtbin counts cube, gtexpcube2 exposure cube, gtpsf PSF, gtmodel-like background
+    cube of the diffuse emission) from 2D images of counts, exposure, diffuse background and PSF plus the event list."""
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from gammapy.maps import Map, MapAxis, RegionGeom
+    from gammapy.irf import PSFMap
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    eax = energy_axis or lat_energy_axis()
+    counts2d, expo2d, bkg2d = (_read_map(x) for x in (counts, exposure, background))
+    if center is not None and width is not None:
+        counts2d, expo2d, bkg2d = (m.cutout(center, width=u.Quantity(width, "deg")) for m in (counts2d, expo2d, bkg2d))
+    geom = counts2d.geom.to_cube([eax])
+    ev, gti, head = _read_events(events)
+    frame = geom.frame
+    pos = _event_coords(ev, frame)
+    energy = np.asarray(ev["ENERGY"], float) * u.MeV
+    ccube = Map.from_geom(geom, unit="")
+    ccube.fill_by_coord({"skycoord": pos, "energy": energy})
+    # the background's energy distribution: events far from every catalog source of the field (no source counts)
+    cat = _catalog_positions(catalog)
+    field = geom.to_image()
+    in_field = field.contains(pos)
+    cat_in = cat[field.contains(cat.transform_to(frame)) | (field.center_skydir.separation(cat) < (max(field.width.to_value("deg")) * u.deg))]
+    far = in_field.copy()
+    if len(cat_in):
+        from astropy.coordinates import match_coordinates_sky
+        _, sep, _ = match_coordinates_sky(pos.icrs, cat_in.icrs)
+        far &= sep.deg > mask_radius
+    shape, _ = np.histogram(energy[far].to_value("MeV"), bins=eax.edges.to_value("MeV"))
+    if shape.sum() < 10 * eax.nbin:
+        raise BadInputFileError(f"only {shape.sum()} events are more than {mask_radius} deg from every catalog source: "
+                                "too few for the background's energy distribution (lower mask_radius)")
+    bkg = Map.from_geom(geom, data=bkg2d.data[None].astype(float) * (shape / shape.sum())[:, None, None])
+    # exposure at the energy nodes (gtexpcube2 layout): the image, times the energy shape of the IRF dataset's exposure
+    nodes = MapAxis.from_nodes(eax.edges, name="energy", interp="log")   # gtexpcube2 writes an 'energy' axis of nodes
+    e_shape, psf_how = np.ones(nodes.nbin), "the PSF image, the same at every energy"
+    irf = None
+    if irf_dataset is not None:
+        from gammapy.datasets import MapDataset
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            irf = MapDataset.read(irf_dataset, format="gadf")
+        ex = irf.exposure
+        e_mean = np.nanmean(ex.data, axis=(1, 2))
+        e_true = ex.geom.axes["energy_true"].center.to_value("MeV")
+        interp = np.exp(np.interp(np.log(nodes.center.to_value("MeV")), np.log(e_true), np.log(e_mean)))
+        e_shape = interp / interp.mean()
+    expo = Map.from_geom(counts2d.geom.to_cube([nodes]), unit="cm2 s",
+                         data=expo2d.data[None].astype(float) * e_shape[:, None, None])
+    paths = {"counts": out_dir / "ccube.fits", "exposure": out_dir / "bexpmap.fits",
+             "background": out_dir / "bkg_cube.fits", "psf": out_dir / "psf.fits"}
+    ccube.write(paths["counts"], format="fgst-ccube", overwrite=True)
+    expo.write(paths["exposure"], format="fgst-template", overwrite=True)
+    bkg.write(paths["background"], format="fgst-ccube", overwrite=True)
+    if irf is not None:
+        pm = irf.psf.psf_map
+        psf_geom = RegionGeom.create(region=None, axes=[pm.geom.axes["rad"], pm.geom.axes["energy_true"]])
+        psf_map = Map.from_geom(psf_geom, data=pm.data[:, :, :1, :1].copy(), unit=pm.unit)
+        ee = irf.psf.exposure_map
+        psf_expo = Map.from_geom(psf_geom.squash("rad"), data=ee.data[:, :, :1, :1].copy(), unit=ee.unit)
+        psf_how = f"the energy-dependent PSF of {Path(str(irf_dataset)).name} at its centre"
+    else:
+        etrue = MapAxis.from_nodes(eax.edges, name="energy_true", interp="log")
+        psf_map, psf_expo = _psf_from_image(_read_map(psf), etrue, float(np.mean(expo2d.data)))
+    PSFMap(psf_map, psf_expo).write(paths["psf"], format="gtpsf", overwrite=True)
+    exposure_how = ("the exposure image at every energy" if irf is None else
+                    f"the exposure image times the energy shape of {Path(str(irf_dataset)).name}'s mean exposure (mean 1)")
+    approx = {"counts": "exact: the events binned (gtbin CCUBE layout)",
+              "exposure": f"approximate: {exposure_how}",
+              "psf": f"approximate: {psf_how}",
+              "background": (f"approximate: the diffuse-model image (no sources) spread over energy as the "
+                             f"{int(shape.sum())} events more than {mask_radius} deg from every catalog source"),
+              "edisp": "none: the stand-in inputs carry no energy dispersion"}
+    for key, p in paths.items(): _label_demo(p, f"mwnb.fermi.lat_products_from_images: {approx[key]}")
+    paths["approximations"] = approx
+    if time_bin_days:
+        paths["time_bins"] = _time_split(ev, pos, energy, gti, head, geom, expo, float(time_bin_days), out_dir)
+        approx["time_bins"] = ("approximate: per time bin the events binned and the exposure cube scaled by the bin's share "
+                               "of the good time (GTI): exposure assumed to accrue uniformly over good time")
+    return paths
+
+
+def _time_split(ev, pos, energy, gti, head, geom, expo, days, out_dir):
+    from gammapy.maps import Map
+    tstart, tstop = float(head.get("TSTART", gti["START"].min())), float(head.get("TSTOP", gti["STOP"].max()))
+    edges = np.arange(tstart, tstop, days * 86400.0)
+    edges = np.append(edges, tstop) if tstop - edges[-1] > 0 else edges
+    total = gti_overlap(gti, tstart, tstop)
+    t = np.asarray(ev["TIME"], float)
+    bins = []
+    for i, (t0, t1) in enumerate(zip(edges[:-1], edges[1:])):
+        sel = (t >= t0) & (t < t1)
+        frac = gti_overlap(gti, t0, t1) / total
+        c = Map.from_geom(geom, unit="")
+        c.fill_by_coord({"skycoord": pos[sel], "energy": energy[sel]})
+        p = {"tstart": t0, "tstop": t1, "gti_fraction": frac, "counts": out_dir / f"ccube_t{i:02d}.fits",
+             "exposure": out_dir / f"bexpmap_t{i:02d}.fits"}
+        c.write(p["counts"], format="fgst-ccube", overwrite=True)
+        Map.from_geom(expo.geom, data=expo.data * frac, unit=expo.unit).write(p["exposure"], format="fgst-template", overwrite=True)
+        bins.append(p)
+    return bins
+
+
+def _psf_from_image(psf_image, etrue, expo_value):
+    import astropy.units as u
+    from gammapy.maps import Map, MapAxis, RegionGeom
     data = psf_image.data.astype(float)
     ny, nx = data.shape
     yy, xx = np.indices(data.shape)
@@ -497,71 +692,65 @@ def _psf_profile(psf_image):
     r = np.round(np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2) * binsz, 6)
     nodes = np.unique(r[r <= binsz * (min(nx, ny) - 1) / 2])
     per_sr = np.array([data[r == n].mean() for n in nodes]) / (data.sum() * np.radians(binsz) ** 2)
-    return nodes * u.deg, per_sr * u.Unit("sr-1")
+    g = RegionGeom.create(region=None, axes=[MapAxis.from_nodes(nodes * u.deg, name="rad"), etrue])
+    psf_map = Map.from_geom(g, data=np.broadcast_to(per_sr[None, :, None, None], g.data_shape).copy(), unit="sr-1")
+    psf_expo = Map.from_geom(g.squash("rad"), data=np.full(g.squash("rad").data_shape, expo_value), unit="cm2 s")
+    return psf_map, psf_expo
 
-# %% ../nbs/30_fermi.ipynb #c039
-def lat_products_from_images(events, counts, exposure, background, psf, out_dir, *, energy_axis=None) -> dict:
-    "Write a gtbin counts cube, gtexpcube2 exposure cube, gtpsf PSF and background model cube from 2D LAT images + events."
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from astropy.table import Table
-    from gammapy.maps import Map, MapAxis, RegionGeom
-    from gammapy.irf import PSFMap
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    eax = energy_axis or lat_energy_axis()
-    counts2d, expo2d, bkg2d, psf2d = (_read_map(x) for x in (counts, exposure, background, psf))
-    from mwnb.cloud import open_fits
-    with open_fits(str(events)) as h: ev = Table(h["EVENTS"].data)
-    geom = counts2d.geom.to_cube([eax])
-    ccube = Map.from_geom(geom, unit="")
-    frame = geom.frame
-    pos = SkyCoord(ev["L"], ev["B"], unit="deg", frame="galactic") if frame == "galactic" else \
-        SkyCoord(ev["RA"], ev["DEC"], unit="deg", frame="icrs")
-    ccube.fill_by_coord({"skycoord": pos, "energy": np.asarray(ev["ENERGY"]) * u.MeV})
-    paths = {"counts": out_dir / "ccube.fits", "exposure": out_dir / "bexpmap.fits",
-             "background": out_dir / "bkg_cube.fits", "psf": out_dir / "psf.fits"}
-    ccube.write(paths["counts"], format="fgst-ccube", overwrite=True)
-    nodes = MapAxis.from_nodes(eax.edges, name="energy", interp="log")
-    expo = Map.from_geom(counts2d.geom.to_cube([nodes]), unit="cm2 s",
-                         data=np.repeat(expo2d.data[None].astype(float), nodes.nbin, axis=0))
-    expo.write(paths["exposure"], format="fgst-template", overwrite=True)
-    inside = ccube.data.sum(axis=(1, 2))
-    bkg = Map.from_geom(geom, data=bkg2d.data[None] * (inside / inside.sum())[:, None, None])
-    bkg.write(paths["background"], format="fgst-ccube", overwrite=True)
-    rad, prof = _psf_profile(psf2d)
-    etrue = MapAxis.from_nodes(eax.edges, name="energy_true", interp="log")
-    rad_axis = MapAxis.from_nodes(rad, name="rad")
-    g = RegionGeom.create(region=None, axes=[rad_axis, etrue])
-    psf_map = Map.from_geom(g, data=np.broadcast_to(prof.value[None, :, None, None], g.data_shape).copy(), unit="sr-1")
-    expo_center = float(np.mean(expo2d.data))
-    psf_expo = Map.from_geom(g.squash("rad"), data=np.full(g.squash("rad").data_shape, expo_center), unit="cm2 s")
-    PSFMap(psf_map, psf_expo).write(paths["psf"], format="gtpsf", overwrite=True)
-    for p in paths.values(): _label_demo(p, "LAT maps built by mwnb.fermi.lat_products_from_images")
-    return paths
 
 def _label_demo(path, how):
-    "Record in the primary header how a file was made."
     from astropy.io import fits
-    with fits.open(path, mode="update") as h: h[0].header["MWNBPROD"] = (how[:68], "made by mwnb")
+    with fits.open(path, mode="update") as h:
+        h[0].header["MWNBPROD"] = how[:68]       # the full text in HISTORY
+        h[0].header.add_history(how)
+
 
 # %% ../nbs/30_fermi.ipynb #c042
 def read_lat_dataset(paths: dict, name: str = "lat"):
-    "gammapy MapDataset from gtbin counts, gtexpcube2 exposure, gtpsf PSF and background model cube files."
+    """gammapy MapDataset from ScienceTools outputs: gtbin counts cube, gtexpcube2 exposure cube, gtpsf PSF, and a
+    background model cube (gtmodel of the diffuse models) or the diffuse models themselves; EDISP kernel when given."""
     from gammapy.maps import Map
-    from gammapy.irf import PSFMap
+    from gammapy.irf import PSFMap, EDispKernelMap
     from gammapy.datasets import MapDataset
-    for key in ("counts", "exposure", "background", "psf"):
+    needed = ["counts", "exposure", "psf"] + ([] if paths.get("galdiff") else ["background"])
+    for key in needed:
+        if not paths.get(key): raise MissingInputError(f"LAT {key} file not given (keys: counts, exposure, psf, background or galdiff/isodiff, edisp)")
         if not Path(paths[key]).exists(): raise MissingInputError(f"LAT {key} file {paths[key]} is missing")
     counts = Map.read(paths["counts"])
-    # gtexpcube2 gives exposure at the bin edges; without energy dispersion gammapy wants it at the
-    # counts bins (log-interpolated to their centres)
-    exposure = Map.read(paths["exposure"]).interp_to_geom(counts.geom.as_energy_true)
-    background = Map.read(paths["background"])
-    background = Map.from_geom(counts.geom, data=background.data)
+    edisp = None
+    if paths.get("edisp"):
+        edisp = EDispKernelMap.read(paths["edisp"])
+        if not edisp.edisp_map.geom.axes["energy"].is_allclose(counts.geom.axes["energy"]):
+            raise BadInputFileError(f"EDISP {paths['edisp']} has reconstructed-energy bins {edisp.edisp_map.geom.axes['energy'].edges} "
+                                    f"that differ from the counts cube's {counts.geom.axes['energy'].edges}")
+        etrue = edisp.edisp_map.geom.axes["energy_true"]
+        exposure = Map.read(paths["exposure"]).interp_to_geom(counts.geom.to_image().to_cube([etrue]))
+    else:  # gtexpcube2 gives exposure at the bin edges; no energy dispersion: exposure at the counts bins (log-interpolated)
+        exposure = Map.read(paths["exposure"]).interp_to_geom(counts.geom.as_energy_true)
+    background = None
+    if paths.get("background"):
+        b = Map.read(paths["background"])
+        background = Map.from_geom(counts.geom, data=b.data)
     psf = PSFMap.read(paths["psf"], format="gtpsf")
-    return MapDataset(counts=counts, exposure=exposure, background=background, psf=psf, name=name)
+    ds = MapDataset(counts=counts, exposure=exposure, background=background, psf=psf, edisp=edisp, name=name)
+    ds.mask_safe = Map.from_geom(counts.geom, data=np.broadcast_to(exposure.data.sum(axis=0) > 0, counts.data.shape).copy())
+    return ds
 
-# %% ../nbs/30_fermi.ipynb #c045
+
+def lat_diffuse_models(galdiff, isodiff, *, cutout=None):
+    "gammapy SkyModels of the Galactic (gll_iem MapCube) and isotropic (iso_*.txt) diffuse models, each with a free norm."
+    import astropy.units as u
+    from gammapy.maps import Map
+    from gammapy.modeling.models import (TemplateSpatialModel, PowerLawNormSpectralModel, SkyModel,
+                                         create_fermi_isotropic_diffuse_model)
+    m = Map.read(galdiff)
+    if cutout is not None: m = m.cutout(cutout[0], width=u.Quantity(cutout[1], "deg") + 2 * u.deg)
+    gal = SkyModel(PowerLawNormSpectralModel(), TemplateSpatialModel(m, normalize=False, filename=str(galdiff)), name="galdiff")
+    gal.spectral_model.tilt.frozen = True
+    iso = create_fermi_isotropic_diffuse_model(filename=str(isodiff), interp_kwargs={"fill_value": None})
+    iso._name = "isodiff"
+    return [gal, iso]
+
 def brightest_excess(dataset, smooth_pix: float = 2.0) -> "SkyCoord":
     "Sky position of the peak of smoothed (counts - background) summed over energy."
     from scipy.ndimage import gaussian_filter
@@ -569,139 +758,556 @@ def brightest_excess(dataset, smooth_pix: float = 2.0) -> "SkyCoord":
     iy, ix = np.unravel_index(np.argmax(excess), excess.shape)
     return dataset.counts.geom.to_image().get_coord().skycoord[iy, ix]
 
-# %% ../nbs/30_fermi.ipynb #c048
-def fit_point_source(dataset, position: "SkyCoord", *, name: str = "target", width=4.0,
-                     index: float = 2.5, box: float = 0.3, reference=30.0) -> dict:
-    "Fit a power-law point source at `position` in a `width` (deg) cutout of `dataset`, `reference` in GeV; TS, index, models."
+# %% ../nbs/30_fermi.ipynb #c045
+def _template_dirs(extdir=None):
+    from mwnb.fermi import _fermipy_data_dir, CATALOG_TEMPLATES
+    dirs = [Path(extdir), Path(extdir) / "Templates"] if extdir else []
+    f = _fermipy_data_dir()
+    if f: dirs += [f / "catalogs" / d / "Templates" for d in sorted(set(CATALOG_TEMPLATES.values()))]
+    return dirs
+
+
+def lat_roi_models(catalog, target: str, position, *, center=None, width=10.0, margin=1.0, extdirs=(),
+                   free_radius: float = 1.0, exclude=(), index: float = 2.0, reference=30.0):
+    """gammapy Models of an ROI: `target` a new power-law point source at `position` (position, index, amplitude free) on top of
+    the catalog's sources in the ROI (+`margin` deg; 4FGL spectra; extended templates from `extdirs` or fermipy's data),
+    normalisations free within `free_radius` deg of the target, all else fixed; table of the components."""
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+    from gammapy.catalog import SourceCatalog4FGL
+    from gammapy.modeling.models import (SkyModel, PowerLawSpectralModel, PointSpatialModel, TemplateSpatialModel, Models)
+    center = position if center is None else center
+    width = u.Quantity(width, "deg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cat = SourceCatalog4FGL(str(catalog))
+    # inside the square ROI plus margin (offsets in the ROI's own frame)
+    frame = center.frame.name
+    cpos = cat.positions.transform_to(frame)
+    c = center
+    dlon = ((cpos.spherical.lon - c.spherical.lon + 180 * u.deg) % (360 * u.deg) - 180 * u.deg) * np.cos(cpos.spherical.lat)
+    dlat = cpos.spherical.lat - c.spherical.lat
+    half = width / 2 + margin * u.deg
+    keep = (np.abs(dlon) <= half) & (np.abs(dlat) <= half)
+    sep_t = cat.positions.separation(position)
+    dirs = [Path(d) for d in extdirs] + _template_dirs()
+    excluded = [str(n).strip() for n in cat.table["Source_Name"][keep] if str(n).strip() in set(exclude)]
+    unknown = sorted(set(exclude) - set(excluded))
+    if unknown: raise BadParameterError(f"exclude names sources {unknown} that are not in {Path(str(catalog)).name} within the ROI")
+    models, rows = [], []
+    for i in np.flatnonzero(keep):
+        src = cat[int(i)]
+        name = src.name.strip()
+        if name in exclude: continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spectral = src.spectral_model()
+            template = None
+            if src.is_pointlike: spatial = PointSpatialModel(lon_0=src.data["RAJ2000"], lat_0=src.data["DEJ2000"], frame="icrs")
+            else:
+                form = src.data_extended["Model_Form"].strip()
+                if form in ("Map", "Ring", "2D Gaussian x2"):
+                    fname = src.data_extended["Spatial_Filename"].strip()
+                    template = next((d / n for d in dirs for n in (fname, fname + ".gz") if (d / n).is_file()), None)
+                    if template is None:
+                        raise MissingInputError(f"template {fname} of {name} is not in {[str(d) for d in dirs]}; get it from "
+                                                "fermipy's package data or the FSSC extended-source archive")
+                    spatial = TemplateSpatialModel.read(str(template), normalize=True)
+                else: spatial = src.spatial_model()
+        spatial.freeze()
+        for p in spectral.parameters: p.frozen = True
+        free = sep_t[i].deg <= free_radius
+        norm = spectral.parameters[0]   # amplitude (PowerLaw, LogParabola, PLSuperExpCutoff4): the normalisation
+        norm.frozen = not free
+        models.append(SkyModel(spectral, spatial, name=name))
+        rows.append((name, src.data["SpectrumType"].strip(), "template" if template else ("point" if src.is_pointlike else spatial.tag[0]),
+                     float(sep_t[i].deg), bool(free), str(template.name) if template else ""))
+    p = position.icrs
+    spectral = PowerLawSpectralModel(index=index, amplitude=1e-13 * u.Unit("cm-2 s-1 TeV-1"), reference=u.Quantity(reference, "GeV"))
+    spatial = PointSpatialModel(lon_0=p.ra, lat_0=p.dec, frame="icrs")
+    target_model = SkyModel(spectral, spatial, name=target)
+    table = Table(rows=[(target, "PowerLaw", "point", 0.0, True, "")] + rows,
+                  names=["name", "spectrum", "spatial", "sep_target", "free_norm", "template"],
+                  dtype=[str, str, str, float, bool, str])
+    table["sep_target"].unit = u.deg
+    table.meta.update({"catalog": Path(str(catalog)).name, "excluded": excluded, "free_radius_deg": free_radius,
+                       "note": f"{target} is a new source; catalog sources fixed at their catalog spectra, norms free within {free_radius} deg"})
+    return Models([target_model] + models), table
+
+
+# %% ../nbs/30_fermi.ipynb #c048
+class _QuietEvaluator:
+    "Silence gammapy's per-evaluation warning about catalog sources just outside the ROI (they are there on purpose)."
+    def __enter__(self):
+        import logging
+        self.log = logging.getLogger("gammapy.datasets.evaluator"); self.level = self.log.level
+        self.log.setLevel(logging.ERROR)
+    def __exit__(self, *exc): self.log.setLevel(self.level)
+
+
+def _fit(datasets):
     from gammapy.modeling import Fit
-    from gammapy.modeling.models import (SkyModel, PowerLawSpectralModel, PointSpatialModel,
-                                         FoVBackgroundModel, Models)
-    width, reference = u.Quantity(width, u.deg), u.Quantity(reference, u.GeV)
-    ds = dataset.cutout(position, width=width, name=dataset.name)
+    with warnings.catch_warnings(), _QuietEvaluator():
+        warnings.simplefilter("ignore")
+        return Fit(optimize_opts={"print_level": 0}).run(datasets)
+
+
+def _background_model(ds):
+    from gammapy.modeling.models import FoVBackgroundModel
     bkg = FoVBackgroundModel(dataset_name=ds.name)
     bkg.spectral_model.tilt.frozen = False
-    ds.models = Models([bkg])
-    Fit().run([ds])
-    stat_null = ds.stat_sum()
-    p = position.icrs
-    spatial = PointSpatialModel(lon_0=p.ra, lat_0=p.dec, frame="icrs")
-    spatial.lon_0.min, spatial.lon_0.max = p.ra.deg - box, p.ra.deg + box
-    spatial.lat_0.min, spatial.lat_0.max = p.dec.deg - box, p.dec.deg + box
-    excess = max(float((ds.counts.data - ds.background.data).sum()), 10.0)
-    spectral = PowerLawSpectralModel(index=index, reference=reference, amplitude=1 * u.Unit("cm-2 s-1 TeV-1"))
-    # start the amplitude where the model predicts the observed excess
-    spectral.amplitude.value = excess / float((ds.exposure.data.mean() * u.cm**2 * u.s *
-                                               spectral.integral(*ds.counts.geom.axes["energy"].bounds)).decompose())
-    source = SkyModel(spectral, spatial, name=name)
-    ds.models = Models([source, bkg])
-    result = Fit().run([ds])
-    return {"engine": "gammapy", "dataset": ds, "source": source, "success": bool(result.success),
-            "ts": float(stat_null - ds.stat_sum()), "index": float(spectral.index.value),
-            "index_err": float(spectral.index.error), "position": spatial.position,
-            "npred": float(ds.npred_signal().data.sum())}
+    return bkg
+
+
+def fixed_sources_template(dataset, models, name: str = "catalog sources (fixed)"):
+    "The predicted counts of every model in `models` without a free parameter, summed once into one frozen TemplateNPredModel."
+    from gammapy.modeling.models import Models, TemplateNPredModel
+    fixed = [m for m in models if not m.parameters.free_parameters]
+    keep = [m for m in models if m.parameters.free_parameters]
+    if not fixed: return None, keep
+    saved = dataset.models
+    with _QuietEvaluator():
+        dataset.models = Models(fixed)
+        npred = dataset.npred_signal()
+    dataset.models = saved
+    template = TemplateNPredModel(npred, name=name, datasets_names=[dataset.name])
+    template.freeze()
+    return template, keep
+
+
+def localisation(source) -> dict:
+    "Position of a fitted point source and its error ellipse from the (ra, dec) covariance: 1-sigma axes, angle, r68/r95 as fermipy."
+    import astropy.units as u
+    sp = source.spatial_model
+    cov = source.covariance.get_subcovariance([sp.lon_0, sp.lat_0]).data.astype(float)
+    cosd = np.cos(np.radians(sp.lat_0.value))
+    c = np.array([[cov[0, 0] * cosd ** 2, cov[0, 1] * cosd], [cov[0, 1] * cosd, cov[1, 1]]])   # (RA*cos(dec), dec) plane, deg2
+    w, v = np.linalg.eigh(c)
+    if not np.all(np.isfinite(w)) or w.min() <= 0:
+        return {"ra": sp.lon_0.value, "dec": sp.lat_0.value, "ra_err": np.nan, "dec_err": np.nan, "pos_err_semimajor": np.nan,
+                "pos_err_semiminor": np.nan, "pos_angle": np.nan, "pos_r68": np.nan, "pos_r95": np.nan}
+    major = v[:, 1]                                                     # eigenvector of the larger eigenvalue
+    angle = np.degrees(np.arctan2(major[0], major[1])) % 180            # east of north
+    a, b = np.sqrt(w[1]), np.sqrt(w[0])
+    err = np.sqrt(a * b)
+    return {"ra": sp.lon_0.value, "dec": sp.lat_0.value, "ra_err": float(np.sqrt(cov[0, 0])), "dec_err": float(np.sqrt(cov[1, 1])),
+            "pos_err_semimajor": float(a), "pos_err_semiminor": float(b), "pos_angle": float(angle),
+            "pos_r68": float(err * _CONTAINMENT_K[0.68]), "pos_r95": float(err * _CONTAINMENT_K[0.95])}
+
+
+def _spectral_candidates(pl):
+    "Power law, log-parabola and exponentially cut-off power law starting from the fitted power law `pl`."
+    import astropy.units as u
+    from gammapy.modeling.models import LogParabolaSpectralModel, ExpCutoffPowerLawSpectralModel, PowerLawSpectralModel
+    ref, amp, idx = pl.reference.quantity, pl.amplitude.quantity, pl.index.value
+    lp = LogParabolaSpectralModel(alpha=idx, beta=0.1, amplitude=amp, reference=ref)
+    lp.beta.min = -1.0; lp.beta.max = 2.0
+    ecpl = ExpCutoffPowerLawSpectralModel(index=max(idx - 0.5, 0.5), amplitude=amp, reference=ref, lambda_=1 / (200 * u.GeV))
+    ecpl.lambda_.min = 0.0
+    return {"PowerLaw": pl.copy(), "LogParabola": lp, "ExpCutoffPowerLaw": ecpl}
+
+
+def fit_lat_roi(dataset, models, target: str, *, cutout_width=None, ts_curv_min: float = TS_CURV_MIN) -> dict:
+    """Fit the ROI model to `dataset`: the null model (without `target`), the target with a power law and free position
+    (TS, localisation), then a log-parabola and a cut-off power law (TS_curv); the target keeps the chosen spectrum."""
+    import astropy.units as u
+    from gammapy.modeling.models import Models, SkyModel
+    ds = dataset if cutout_width is None else dataset.cutout(models[target].spatial_model.position, width=u.Quantity(cutout_width, "deg"), name=dataset.name)
+    bkg = _background_model(ds) if ds.background is not None else None
+    fixed, comps = fixed_sources_template(ds, [m for m in models if m.name != target])
+    comps = comps + ([fixed] if fixed else [])
+    src = next((m for m in models if m.name == target), None)
+    if src is None: raise BadParameterError(f"{target!r} is not in the model (lat_roi_models adds it)")
+    with _QuietEvaluator(): ds.models = Models(comps + ([bkg] if bkg else []))
+    _fit([ds]); stat_null = float(ds.stat_sum())
+    # start the target's amplitude at the excess within 0.3 deg of its position
+    geom = ds.counts.geom
+    near = geom.to_image().separation(src.spatial_model.position) < 0.3 * u.deg
+    excess = max(float((ds.counts.data - ds.npred().data)[:, near].sum()), 5.0)
+    sp = src.spectral_model
+    e_lo, e_hi = geom.axes["energy"].bounds
+    expo = float(np.nanmean(ds.exposure.data[:, near]))
+    sp.amplitude.value *= excess / float((expo * u.cm ** 2 * u.s * sp.integral(e_lo, e_hi)).decompose())
+    pos = src.spatial_model
+    for p in (pos.lon_0, pos.lat_0): p.frozen = False
+    pos.lon_0.min, pos.lon_0.max = pos.lon_0.value - 0.5, pos.lon_0.value + 0.5
+    pos.lat_0.min, pos.lat_0.max = pos.lat_0.value - 0.5, pos.lat_0.value + 0.5
+    ds.models = Models([src] + comps + ([bkg] if bkg else []))
+    result = r_pl = _fit([ds])
+    stat_pl = float(ds.stat_sum())
+    loc = localisation(src)    # the position and its errors from the power-law fit
+    for p in (pos.lon_0, pos.lat_0): p.frozen = True      # spectra compared at the fitted position
+    compare, fitted = [], {}
+    pl = src.spectral_model
+    rest = comps + ([bkg] if bkg else [])
+    for name, model in _spectral_candidates(pl).items():
+        trial = SkyModel(model, src.spatial_model, name=target)   # a new SkyModel: gammapy caches npred per model
+        ds.models = Models([trial] + rest)
+        r = _fit([ds])
+        stat = float(ds.stat_sum())
+        fitted[name] = model
+        compare.append({"model": name, "n_free": len(model.parameters.free_parameters), "stat": stat, "loglike": -stat / 2,
+                        "ts": stat_null - stat, "ts_curv": stat_pl - stat if name != "PowerLaw" else 0.0, "success": bool(r.success)})
+    curved = [c for c in compare if c["model"] != "PowerLaw" and c["success"] and c["ts_curv"] >= ts_curv_min]
+    best = max(curved, key=lambda c: c["ts_curv"])["model"] if curved else "PowerLaw"
+    for c in compare: c["chosen"] = c["model"] == best
+    src = SkyModel(fitted[best], src.spatial_model, name=target)
+    ds.models = Models([src] + rest)
+    final = _fit([ds]) if best != "PowerLaw" else r_pl   # the chosen model's parameters and errors
+    return {"engine": "gammapy", "dataset": ds, "source": src, "success": bool(result.success and final.success),
+            "stat_null": stat_null, "ts": stat_null - float(ds.stat_sum()), "ts_pl": stat_null - stat_pl,
+            "localisation": loc, "spectral_models": compare, "spectral_model": best, "ts_curv_min": ts_curv_min,
+            "index": float(pl.index.value), "index_err": float(pl.index.error), "position": pos.position}
+
 
 # %% ../nbs/30_fermi.ipynb #c051
-def lat_sed(fit: dict, *, n_sigma_ul: float = 2.0) -> "QTable":
-    "Flux points of the fitted source in each energy bin: e_min/e_ref/e_max, dnde (+err, ul), e2dnde, ts, is_ul."
+def lat_sed(fit: dict, *, n_sigma_ul: float = UL_N_SIGMA, reoptimize: bool = True) -> "QTable":
+    "Flux points of the target per energy bin, other free parameters refitted per bin; UL_LABEL upper limits (others at the ROI fit)."
     import astropy.units as u
     from astropy.table import QTable
     from gammapy.estimators import FluxPointsEstimator
     ds, source = fit["dataset"], fit["source"]
     edges = ds.counts.geom.axes["energy"].edges
-    fpe = FluxPointsEstimator(energy_edges=edges, source=source.name, selection_optional=["ul"], n_sigma_ul=n_sigma_ul)
-    with warnings.catch_warnings():
+    # values, errors and TS with the other free parameters refitted in each bin; the upper limits profile the target's
+    # norm with the other parameters at the ROI fit (a profile with refitting per step takes minutes per bin)
+    fpe = FluxPointsEstimator(energy_edges=edges, source=source.name, selection_optional=[], reoptimize=reoptimize)
+    fpe_ul = FluxPointsEstimator(energy_edges=edges, source=source.name, selection_optional=["ul"], n_sigma_ul=n_sigma_ul,
+                                 reoptimize=False, norm={"min": 0})   # upper limits of a physical (non-negative) flux
+    with warnings.catch_warnings(), _QuietEvaluator():
         warnings.simplefilter("ignore")
         points = fpe.run([ds])
+        uls = fpe_ul.run([ds]).to_table(sed_type="dnde", format="gadf-sed")
     t = points.to_table(sed_type="dnde", format="gadf-sed")
     out = QTable()
     for col in ("e_min", "e_ref", "e_max"): out[col] = u.Quantity(t[col]).to(u.MeV)
-    unit = u.Unit("cm-2 s-1 MeV-1")
-    for col in ("dnde", "dnde_err", "dnde_ul"): out[col] = u.Quantity(t[col]).to(unit)
-    out["e2dnde"] = (out["e_ref"] ** 2 * out["dnde"]).to(u.erg / u.cm**2 / u.s)
-    out["e2dnde_err"] = (out["e_ref"] ** 2 * out["dnde_err"]).to(u.erg / u.cm**2 / u.s)
-    out["e2dnde_ul"] = (out["e_ref"] ** 2 * out["dnde_ul"]).to(u.erg / u.cm**2 / u.s)
+    unit, e2 = u.Unit("cm-2 s-1 MeV-1"), u.erg / u.cm ** 2 / u.s
+    for col in ("dnde", "dnde_err"): out[col] = u.Quantity(t[col]).to(unit)
+    out["dnde_ul"] = u.Quantity(uls["dnde_ul"]).to(unit)
+    for col in ("dnde", "dnde_err", "dnde_ul"): out["e2" + col] = (out["e_ref"] ** 2 * out[col]).to(e2)
     out["ts"] = np.asarray(t["ts"], float)
     out["npred"] = np.asarray(t["npred"], float).ravel() if "npred" in t.colnames else np.nan
-    out["is_ul"] = np.asarray(t["ts"], float) < 4
-    out.meta.update({"engine": fit["engine"], "source": source.name, "index": fit["index"],
-                     "index_err": fit["index_err"], "ts": fit["ts"]})
+    out["is_ul"] = out["ts"] < TS_DETECT
+    out.meta.update({"engine": fit["engine"], "source": source.name, "spectral_model": fit.get("spectral_model", ""),
+                     "reoptimize": reoptimize, "ul_method": "profile of the target's norm (>= 0), other parameters at the ROI fit", "ul": UL_LABEL if np.isclose(n_sigma_ul, UL_N_SIGMA) else f"n_sigma_ul={n_sigma_ul}",
+                     "ul_n_sigma": float(n_sigma_ul),
+                     "ul_cl": one_sided_cl(n_sigma_ul), "is_ul": f"TS < {TS_DETECT:g}"})
     return out
 
-# %% ../nbs/30_fermi.ipynb #c054
-def lat_ts_map(fit: dict, *, index: float = 2.0, exclude_target: bool = True):
-    "TS map (gammapy Map) of a power-law point source over the fit's cutout."
+
+def lat_ts_map(fit: dict, *, index: float = 2.0, exclude_target: bool = True, downsampling_factor: int = 2):
+    "TS map of a power-law point source over the whole ROI, the target left out of the model so that it shows."
     import astropy.units as u
     from gammapy.estimators import TSMapEstimator
     from gammapy.modeling.models import PowerLawSpectralModel, PointSpatialModel, SkyModel, Models
     ds = fit["dataset"].copy(name=fit["dataset"].name)
-    ds.models = Models([m for m in fit["dataset"].models if not (exclude_target and m.name == fit["source"].name)])
+    with _QuietEvaluator():   # every other component, at its fitted values, becomes the background of the TS map
+        ds.models = Models([m for m in fit["dataset"].models if not (exclude_target and m.name == fit["source"].name)])
+        ds.background = ds.npred()
+    ds.models = None
     kernel = SkyModel(PowerLawSpectralModel(index=index), PointSpatialModel(), name="ts-kernel")
-    est = TSMapEstimator(kernel_model=kernel, kernel_width=0.6 * u.deg, selection_optional=[], sum_over_energy_groups=True,
-                         energy_edges=ds.counts.geom.axes["energy"].bounds)
+    est = TSMapEstimator(kernel_model=kernel, kernel_width=0.5 * u.deg, selection_optional=[], sum_over_energy_groups=True,
+                         energy_edges=ds.counts.geom.axes["energy"].bounds, downsampling_factor=downsampling_factor)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return est.run(ds)["ts"]
 
+
+def lat_residual_maps(fit: dict, *, smooth_deg: float = 0.2) -> dict:
+    "Counts, model counts (every component) and residual significance (Gaussian-smoothed (counts-model)/sqrt(model)) summed over energy."
+    import astropy.units as u
+    ds = fit["dataset"]
+    counts = ds.counts.sum_over_axes(keepdims=False)
+    model = ds.npred().sum_over_axes(keepdims=False)
+    k = (smooth_deg * u.deg / ds.counts.geom.pixel_scales[1]).to_value("")
+    cs, ms = counts.smooth(k, kernel="gauss"), model.smooth(k, kernel="gauss")
+    resid = counts.copy(data=(cs.data - ms.data) / np.sqrt(np.clip(ms.data, 1e-12, None)) * np.sqrt(4 * np.pi * k ** 2))
+    return {"counts": counts, "model": model, "residual": resid, "smooth_deg": smooth_deg}
+
+
+def lat_time_datasets(fit: dict, time_bins: list, *, width=3.0) -> list:
+    """One MapDataset per time bin, a `width` deg cutout at the target: the bin's counts and exposure cubes, the full fit's PSF,
+    and as background every other component of the ROI fit, fixed, scaled by the bin's share of the exposure."""
+    import astropy.units as u
+    from astropy.time import Time
+    from gammapy.data import GTI
+    from gammapy.maps import Map
+    from gammapy.datasets import MapDataset
+    from gammapy.modeling.models import Models
+    ref = Time(FERMI_MJDREF, format="mjd", scale="tt")
+    full, src = fit["dataset"], fit["source"]
+    pos = src.spatial_model.position
+    with _QuietEvaluator():
+        others = full.copy(name="others")
+        others.models = Models([m for m in full.models if m.name != src.name])
+        rest = others.npred()                                   # every other component at its fitted parameters
+    width = u.Quantity(width, "deg")
+    rest_cut = rest.cutout(pos, width=width)
+    total_expo = float(full.exposure.cutout(pos, width=width).data.sum())
+    out = []
+    for i, b in enumerate(time_bins):
+        counts = Map.read(b["counts"]).cutout(pos, width=width)
+        expo = Map.read(b["exposure"]).interp_to_geom(Map.read(b["counts"]).geom.as_energy_true).cutout(pos, width=width)
+        share = float(expo.data.sum()) / total_expo
+        ds = MapDataset(counts=counts, exposure=expo, background=rest_cut * share, psf=full.psf, name=f"t{i:02d}",
+                        gti=GTI.create([b["tstart"]] * u.s, [b["tstop"]] * u.s, reference_time=ref))
+        ds.mask_safe = Map.from_geom(counts.geom, data=np.broadcast_to(expo.data.sum(axis=0) > 0, counts.data.shape).copy())
+        out.append(ds)
+    return out
+
+
+def lat_light_curve(fit: dict, time_bins: list, *, width=3.0, n_sigma_ul: float = UL_N_SIGMA) -> "QTable":
+    "Flux of the target in each time bin (gammapy LightCurveEstimator): its norm free, every other component fixed at the ROI fit."
+    import astropy.units as u
+    from astropy.table import QTable
+    from gammapy.estimators import LightCurveEstimator
+    from gammapy.modeling.models import Models
+    datasets = lat_time_datasets(fit, time_bins, width=width)
+    src = fit["source"].copy(name=fit["source"].name)
+    src.freeze()
+    for ds in datasets: ds.models = Models([src])
+    e = fit["dataset"].counts.geom.axes["energy"].bounds
+    est = LightCurveEstimator(energy_edges=u.Quantity(e), source=src.name, selection_optional=["ul"], n_sigma_ul=n_sigma_ul,
+                              reoptimize=False, norm={"min": 0})   # upper limits of a physical (non-negative) flux
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lc = est.run(datasets)
+    t = lc.to_table(sed_type="flux", format="lightcurve")
+    out = QTable()
+    out["tstart"] = np.array([b["tstart"] for b in time_bins]) * u.s
+    out["tstop"] = np.array([b["tstop"] for b in time_bins]) * u.s
+    out["mjd_start"] = (FERMI_MJDREF + out["tstart"].to_value(u.s) / 86400) * u.d
+    out["mjd_stop"] = (FERMI_MJDREF + out["tstop"].to_value(u.s) / 86400) * u.d
+    unit = u.Unit("cm-2 s-1")
+    for col in ("flux", "flux_err", "flux_ul"): out[col] = u.Quantity(t[col]).reshape(-1).to(unit)
+    out["ts"] = np.asarray(t["ts"], float).ravel()
+    out["gti_fraction"] = [b.get("gti_fraction", np.nan) for b in time_bins]
+    out["is_ul"] = out["ts"] < TS_DETECT
+    out.meta.update({"engine": "gammapy", "source": src.name, "e_min": str(e[0]), "e_max": str(e[1]),
+                     "ul": UL_LABEL if np.isclose(n_sigma_ul, UL_N_SIGMA) else f"n_sigma_ul={n_sigma_ul}", "is_ul": f"TS < {TS_DETECT:g}",
+                     "ul_cl": one_sided_cl(n_sigma_ul), "fixed": "the target's spectral shape and position and every other component fixed at the ROI fit"})
+    return out
+
+
 # %% ../nbs/30_fermi.ipynb #c057
 def plot_sed(sed: "QTable", path=None, title: str = None):
-    "E^2 dN/dE flux points with errors and upper limits; saved to `path`."
+    "E^2 dN/dE flux points with errors and upper limits (their confidence level from the table); saved to `path`."
     import astropy.units as u
     from matplotlib.figure import Figure
     fig = Figure(figsize=(6, 4.2)); ax = fig.add_subplot()
-    det, ul = ~sed["is_ul"], sed["is_ul"]
+    det, ul = ~np.asarray(sed["is_ul"]), np.asarray(sed["is_ul"])
     e = sed["e_ref"].to_value(u.GeV)
     xerr = [e - sed["e_min"].to_value(u.GeV), sed["e_max"].to_value(u.GeV) - e]
     ax.errorbar(e[det], sed["e2dnde"][det].value, yerr=sed["e2dnde_err"][det].value,
-                xerr=[x[det] for x in xerr], fmt="o", label="flux points")
+                xerr=[x[det] for x in xerr], fmt="o", label=f"flux points ({sed.meta.get('spectral_model', '')})")
     if ul.any():
         ax.errorbar(e[ul], sed["e2dnde_ul"][ul].value, yerr=0.3 * sed["e2dnde_ul"][ul].value, uplims=True,
-                    fmt="v", color="C3", label="95% upper limits")
+                    fmt="v", color="C3", label=sed.meta.get("ul", UL_LABEL).split(" (")[0] + f" ({sed.meta.get('is_ul', 'TS < 4')})")
     ax.set(xscale="log", yscale="log", xlabel="Energy [GeV]", ylabel=r"$E^2\,dN/dE$ [erg cm$^{-2}$ s$^{-1}$]",
            title=title or f"{sed.meta.get('source', '')} ({sed.meta.get('engine', '')})")
-    ax.legend()
-    if path: fig.savefig(path, dpi=120, bbox_inches="tight")
+    ax.legend(fontsize=8)
+    if path: fig.savefig(path, dpi=110, bbox_inches="tight")
     return fig
 
-def plot_ts_map(tsmap, path=None, position: "SkyCoord" = None, title: str = "TS map"):
-    "TS map image with WCS axes (and the fitted position); saved to `path`."
+
+def plot_ts_map(tsmap, path=None, localisation: dict = None, title: str = "TS map"):
+    "TS map image with WCS axes, and the fitted position with its 95% ellipse; saved to `path`."
     from matplotlib.figure import Figure
+    from matplotlib.patches import Ellipse
     wcs = tsmap.geom.to_image().wcs if hasattr(tsmap, "geom") else tsmap.wcs  # gammapy or fermipy map
     data = np.asarray(tsmap.data)
     fig = Figure(figsize=(5.5, 4.8)); ax = fig.add_subplot(projection=wcs)
     im = ax.imshow(data[0] if data.ndim == 3 else data, origin="lower", cmap="inferno")
     fig.colorbar(im, ax=ax, label="TS")
-    if position is not None:
-        ax.plot(*wcs.world_to_pixel(position), "c+", ms=14, mew=2, label="fit")
-        ax.legend()
+    if localisation and np.isfinite(localisation.get("ra", np.nan)):
+        t = ax.get_transform("icrs")
+        ax.plot(localisation["ra"], localisation["dec"], "c+", ms=12, mew=1.5, transform=t, label="fitted position")
+        if np.isfinite(localisation.get("pos_err_semimajor", np.nan)):
+            k = _CONTAINMENT_K[0.95]
+            cosd = np.cos(np.radians(localisation["dec"]))
+            ax.add_patch(Ellipse((localisation["ra"], localisation["dec"]), 2 * k * localisation["pos_err_semiminor"] / cosd,
+                                 2 * k * localisation["pos_err_semimajor"], angle=-localisation["pos_angle"], fill=False,
+                                 ec="c", transform=t, label="95% ellipse"))
+        ax.legend(fontsize=8)
     ax.set(title=title)
-    if path: fig.savefig(path, dpi=120, bbox_inches="tight")
+    if path: fig.savefig(path, dpi=110, bbox_inches="tight")
     return fig
 
+
+def plot_lat_maps(maps: dict, path=None, title: str = ""):
+    "Counts, model counts and residual significance side by side; saved to `path`."
+    from matplotlib.figure import Figure
+    wcs = maps["counts"].geom.wcs
+    fig = Figure(figsize=(14, 4.4))
+    for i, (key, label, cmap) in enumerate([("counts", "counts", "viridis"), ("model", "model counts", "viridis"),
+                                             ("residual", f"residual significance ({maps['smooth_deg']:g} deg smoothing)", "RdBu_r")]):
+        ax = fig.add_subplot(1, 3, i + 1, projection=wcs)
+        d = maps[key].data
+        kw = {"vmin": -5, "vmax": 5} if key == "residual" else {"vmin": 0, "vmax": np.nanpercentile(maps["counts"].data, 99.5)}
+        im = ax.imshow(d, origin="lower", cmap=cmap, **kw)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+        ax.set_title(label)
+    fig.suptitle(title)
+    if path: fig.savefig(path, dpi=100, bbox_inches="tight")
+    return fig
+
+
+def plot_light_curve(lc: "QTable", path=None, title: str = None):
+    "Flux per time bin with errors and upper limits; saved to `path`."
+    import astropy.units as u
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6.5, 3.8)); ax = fig.add_subplot()
+    t0, t1 = lc["mjd_start"].to_value(u.d), lc["mjd_stop"].to_value(u.d)
+    mid, half = (t0 + t1) / 2, (t1 - t0) / 2
+    det, ul = ~np.asarray(lc["is_ul"]), np.asarray(lc["is_ul"])
+    ax.errorbar(mid[det], lc["flux"][det].value, yerr=lc["flux_err"][det].value, xerr=half[det], fmt="o", label="flux")
+    if ul.any():
+        ax.errorbar(mid[ul], lc["flux_ul"][ul].value, yerr=0.2 * lc["flux_ul"][ul].value, xerr=half[ul], uplims=True, fmt="v",
+                    color="C3", label=lc.meta.get("ul", UL_LABEL).split(" (")[0])
+    ax.set(xlabel="MJD", ylabel=f"flux {lc.meta.get('e_min', '')}-{lc.meta.get('e_max', '')} [cm$^{{-2}}$ s$^{{-1}}$]",
+           title=title or f"{lc.meta.get('source', '')} light curve")
+    ax.legend(fontsize=8)
+    if path: fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
+
+
+# %% ../nbs/30_fermi.ipynb #c055
+def lat_fit_tables(fit: dict) -> dict:
+    "Every fitted value with its error as tables with units: the target (position, ellipse, TS, fluxes), the spectral models, all free parameters."
+    import astropy.units as u
+    from astropy.table import QTable, Table
+    src, loc = fit["source"], fit["localisation"]
+    ds = fit["dataset"]
+    e_lo, e_hi = ds.counts.geom.axes["energy"].bounds
+    sp = src.spectral_model
+    flux, flux_errn, flux_errp = sp.integral_error(e_lo, e_hi)          # gammapy: value, lower and upper error
+    eflux, eflux_errn, eflux_errp = sp.energy_flux_error(e_lo, e_hi)
+    flux_err, eflux_err = (flux_errn + flux_errp) / 2, (eflux_errn + eflux_errp) / 2
+    target = QTable()
+    target["name"] = [src.name]
+    for k in ("ra", "dec", "ra_err", "dec_err", "pos_err_semimajor", "pos_err_semiminor", "pos_r68", "pos_r95"):
+        target[k] = [loc[k]] * u.deg
+    target["pos_angle"] = [loc["pos_angle"]] * u.deg
+    target["ts"] = [fit["ts"]]
+    target["spectral_model"] = [fit["spectral_model"]]
+    target["e_min"], target["e_max"] = [e_lo.to_value("MeV")] * u.MeV, [e_hi.to_value("MeV")] * u.MeV
+    target["flux"], target["flux_err"] = [flux.to_value("cm-2 s-1")] * u.Unit("cm-2 s-1"), [flux_err.to_value("cm-2 s-1")] * u.Unit("cm-2 s-1")
+    target["eflux"], target["eflux_err"] = ([eflux.to_value("erg cm-2 s-1")] * u.Unit("erg cm-2 s-1"),
+                                            [eflux_err.to_value("erg cm-2 s-1")] * u.Unit("erg cm-2 s-1"))
+    target["flux_errn"], target["flux_errp"] = [flux_errn.to_value("cm-2 s-1")] * u.Unit("cm-2 s-1"), [flux_errp.to_value("cm-2 s-1")] * u.Unit("cm-2 s-1")
+    target["pl_index"], target["pl_index_err"] = [fit["index"]], [fit["index_err"]]
+    target["npred"] = [float(ds.npred_signal(model_names=[src.name]).data.sum())]
+    target.meta.update({"engine": fit["engine"], "ellipse": "pos_err_semimajor/semiminor: 1-sigma axes; pos_angle east of north; "
+                        "pos_r68/r95 = sqrt(a*b)*1.515/2.448 (as fermipy)", "ts": "2 (ln L - ln L without the target)"})
+    models = Table(rows=[(c["model"], c["n_free"], c["stat"], c["loglike"], c["ts"], c["ts_curv"], c["success"], c["chosen"])
+                         for c in fit["spectral_models"]],
+                   names=["model", "n_free", "minus2_loglike", "loglike", "ts", "ts_curv", "fit_success", "chosen"])
+    models.meta["criterion"] = f"a curved model is chosen when TS_curv = 2 (ln L - ln L_PL) >= {fit['ts_curv_min']:g} (the larger wins)"
+    rows = []
+    for m in ds.models:
+        for p in m.parameters:
+            if not p.frozen: rows.append((m.name, p.name, p.value, p.error, str(p.unit)))
+    params = Table(rows=rows, names=["component", "parameter", "value", "error", "unit"], dtype=[str, str, float, float, str])
+    params.meta["note"] = "the free parameters of the final ROI fit (position errors: see lat_target.ecsv)"
+    return {"target": target, "spectral_models": models, "parameters": params}
+
+
 # %% ../nbs/30_fermi.ipynb #c060
-def run_lat_likelihood(out_dir, *, maps: dict = None, config_path=None, target: str = "target",
-                       position: "SkyCoord" = None, engine: str = "auto") -> dict:
-    "LAT likelihood with fermipy (ScienceTools present) or gammapy; writes sed.ecsv, tsmap.fits, PNGs."
+LAT_ST_NAMES = {"counts": ["ccube.fits", "ccube_00.fits"], "exposure": ["bexpmap.fits", "bexpmap_00.fits"],
+                "psf": ["psf.fits", "psf_00.fits"], "background": ["bkg_cube.fits"], "edisp": ["edisp.fits"],
+                "galdiff": ["gll_iem_v07.fits"], "isodiff": ["iso_P8R3_SOURCE_V3_v1.txt"]}
+
+def lat_maps_in(folder) -> dict:
+    "The ScienceTools products found in `folder` by their usual names (gtbin ccube, gtexpcube2 bexpmap, gtpsf psf, diffuse models, ...)."
+    folder = Path(folder)
+    found = {k: next((folder / n for n in names if (folder / n).is_file()), None) for k, names in LAT_ST_NAMES.items()}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def lat_gammapy_needs() -> str:
+    "What the gammapy engine needs and where to get it (the message of a run that has neither fermipy nor these files)."
+    return ("The LAT likelihood needs either the Fermi ScienceTools (fermipy's engine: conda install -c fermi fermitools, "
+            "https://fermi.gsfc.nasa.gov/ssc/data/analysis/software/) or binned products for the gammapy engine, made by the "
+            "ScienceTools from the downloaded photons and spacecraft file: a counts cube (gtbin CCUBE -> ccube.fits), an "
+            "exposure cube (gtltcube + gtexpcube2 -> bexpmap.fits), a PSF (gtpsf -> psf.fits) and either a diffuse background "
+            "cube (gtmodel of gll_iem_v07 + iso_P8R3_SOURCE_V3_v1 -> bkg_cube.fits) or those two diffuse models (FSSC: "
+            "https://fermi.gsfc.nasa.gov/ssc/data/access/lat/BackgroundModels.html); fermipy's setup() writes ccube_00.fits "
+            "and bexpmap_00.fits. Put them in one folder and pass it as lat_maps_dir.")
+
+
+def run_lat_gammapy(out_dir, maps: dict, *, target: str, position, catalog, extdirs=(), exclude=(), roi_width=None,
+                    free_radius: float = 1.0, fit_width=3.0, reference=None, light_curve_width=3.0) -> dict:
+    "gammapy LAT analysis on ScienceTools products: ROI model, fit and localisation, spectral models, SED, TS/residual maps, light curve; every product written."
+    import astropy.units as u
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    engine = lat_engine() if engine == "auto" else engine
-    if engine == "fermipy" and config_path is not None:
-        res = run_fermipy(config_path, target, out_dir)
-        files = {"sed": out_dir / "lat_sed.ecsv", "sed_png": out_dir / "lat_sed.png", "tsmap_png": out_dir / "lat_tsmap.png"}
-        res["sed"].write(files["sed"], overwrite=True)
-        plot_sed(res["sed"], files["sed_png"]); plot_ts_map(res["tsmap"], files["tsmap_png"], title=f"TS map, {target}")
-        return {**res, "files": files}
-    if maps is None: raise MissingInputError("the gammapy engine needs LAT maps (counts, exposure, background, psf)")
-    print(f"LAT likelihood engine: gammapy (fermipy/ScienceTools {'not importable' if engine != 'fermipy' else 'needs a config'})")
     ds = read_lat_dataset(maps)
-    if position is None:   # the ROI is centred on the target: fit there, not at the brightest excess
-        position = ds.counts.geom.center_skydir
-    fit = fit_point_source(ds, position, name=target)
+    geom = ds.counts.geom
+    roi_width = roi_width or float(max(geom.width.to_value("deg").ravel()))
+    if reference is None: reference = 1.5 * geom.axes["energy"].edges[0]
+    models, roi_table = lat_roi_models(catalog, target, position, center=geom.center_skydir, width=roi_width, extdirs=extdirs,
+                                       exclude=exclude, free_radius=free_radius, reference=reference)
+    if maps.get("galdiff"):
+        models = models + lat_diffuse_models(maps["galdiff"], maps["isodiff"], cutout=(geom.center_skydir, roi_width))
+    fit = fit_lat_roi(ds, models, target, cutout_width=fit_width)
     sed = lat_sed(fit)
-    tsmap = lat_ts_map(fit)
-    files = {"sed": out_dir / "lat_sed.ecsv", "tsmap": out_dir / "lat_tsmap.fits",
-             "sed_png": out_dir / "lat_sed.png", "tsmap_png": out_dir / "lat_tsmap.png"}
+    # the whole-ROI products use the full ROI dataset with the fitted sources (the fixed ones evaluated there again)
+    full_models = [m for m in models if m.name != target] + [fit["source"]]
+    fixed, free = fixed_sources_template(ds, full_models)
+    from gammapy.modeling.models import Models
+    bkg = _background_model(ds) if ds.background is not None else None
+    fbkg = next((m for m in fit["dataset"].models if m.name.endswith("-bkg")), None)
+    if bkg is not None and fbkg is not None:
+        bkg.spectral_model.norm.value, bkg.spectral_model.tilt.value = fbkg.spectral_model.norm.value, fbkg.spectral_model.tilt.value
+    for m in free:
+        fm = next((x for x in fit["dataset"].models if x.name == m.name), None)
+        if fm is not None: m.parameters.value = fm.parameters.value
+    with _QuietEvaluator():
+        ds.models = Models(free + ([fixed] if fixed else []) + ([bkg] if bkg else []))
+        full = {**fit, "dataset": ds}
+        tsmap = lat_ts_map(full)
+        resid = lat_residual_maps(full)
+    lc = lat_light_curve(fit, maps["time_bins"], width=light_curve_width) if maps.get("time_bins") else None
+    tables = lat_fit_tables(fit)
+    files = {"target": out_dir / "lat_target.ecsv", "spectral_models": out_dir / "lat_spectral_models.ecsv",
+             "parameters": out_dir / "lat_parameters.ecsv", "roi_sources": out_dir / "lat_roi_sources.ecsv",
+             "sed": out_dir / "lat_sed.ecsv", "tsmap": out_dir / "lat_tsmap.fits", "maps": out_dir / "lat_maps.fits",
+             "sed_png": out_dir / "lat_sed.png", "tsmap_png": out_dir / "lat_tsmap.png", "maps_png": out_dir / "lat_maps.png"}
+    for k in ("target", "spectral_models", "parameters"): tables[k].write(files[k], overwrite=True)
+    roi_table.write(files["roi_sources"], overwrite=True)
     sed.write(files["sed"], overwrite=True)
     tsmap.write(files["tsmap"], overwrite=True)
-    plot_sed(sed, files["sed_png"]); plot_ts_map(tsmap, files["tsmap_png"], fit["position"], title=f"TS map, {target}")
-    print(f"{target}: TS = {fit['ts']:.1f}, index = {fit['index']:.2f} ± {fit['index_err']:.2f}")
-    return {**fit, "engine": "gammapy", "sed": sed, "tsmap": tsmap, "files": files}
+    from astropy.io import fits
+    fits.HDUList([fits.PrimaryHDU()] + [fits.ImageHDU(resid[k].data, header=resid[k].geom.wcs.to_header(), name=k.upper())
+                                       for k in ("counts", "model", "residual")]).writeto(files["maps"], overwrite=True)
+    plot_sed(sed, files["sed_png"]); plot_ts_map(tsmap, files["tsmap_png"], fit["localisation"], title=f"TS map (whole ROI, {target} left out)")
+    plot_lat_maps(resid, files["maps_png"], title=f"{target}: ROI model fit")
+    if lc is not None:
+        files.update({"lightcurve": out_dir / "lat_lightcurve.ecsv", "lightcurve_png": out_dir / "lat_lightcurve.png"})
+        lc.write(files["lightcurve"], overwrite=True); plot_light_curve(lc, files["lightcurve_png"])
+    return {**fit, "dataset_roi": ds, "sed": sed, "tsmap": tsmap, "maps": resid, "lightcurve": lc, "roi_sources": roi_table,
+            "tables": tables, "files": files}
+
+
+def run_lat_likelihood(out_dir, *, maps: dict = None, config_path=None, target: str = "target", position: "SkyCoord" = None,
+                       engine: str = "auto", catalog=None, **kw) -> dict:
+    "LAT likelihood with fermipy (ScienceTools present) or gammapy on ScienceTools products; every product written under `out_dir`."
+    out_dir = Path(out_dir)
+    engine = lat_engine() if engine == "auto" else engine
+    if engine == "fermipy" and config_path is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        res = run_fermipy(config_path, target, out_dir)
+        files = {"sed": out_dir / "lat_sed.ecsv", "sed_png": out_dir / "lat_sed.png", "tsmap_png": out_dir / "lat_tsmap.png",
+                 "lightcurve": out_dir / "lat_lightcurve.ecsv", "lightcurve_png": out_dir / "lat_lightcurve.png",
+                 "parameters": out_dir / "lat_parameters.ecsv", "spectral_models": out_dir / "lat_spectral_models.ecsv"}
+        res["sed"].write(files["sed"], overwrite=True); res["lightcurve"].write(files["lightcurve"], overwrite=True)
+        res["parameters"].write(files["parameters"], overwrite=True)
+        from astropy.table import Table
+        Table(rows=[tuple(c.values()) for c in res["spectral_models"]], names=list(res["spectral_models"][0])).write(files["spectral_models"], overwrite=True)
+        plot_sed(res["sed"], files["sed_png"]); plot_ts_map(res["tsmap"], files["tsmap_png"], res["localisation"], title=f"TS map, {target}")
+        plot_light_curve(res["lightcurve"], files["lightcurve_png"])
+        return {**res, "files": files}
+    if not maps: raise EngineUnavailableError(lat_gammapy_needs())
+    if catalog is None: raise MissingInputError("the gammapy engine needs the 4FGL catalog file (catalog=...; FERMI_INPUTS says where to get it)")
+    if position is None: raise BadParameterError("position: the target's position is needed (the ROI is centred on it)")
+    print(f"LAT likelihood engine: gammapy (fermipy/ScienceTools {'not importable' if engine != 'fermipy' else 'need a config'})")
+    return run_lat_gammapy(out_dir, maps, target=target, position=position, catalog=catalog, **kw)

@@ -3,6 +3,7 @@ import hashlib
 import pytest
 import astropy.units as u
 import numpy as np
+from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 
 from mwnb import fermi
@@ -178,52 +179,93 @@ def test_missing_inputs_reported_before_any_long_step(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_gammapy_fit_on_real_lat_maps_from_local_s3(local_archive, tmp_path):
-    from mwnb.demo.fermi import lat_demo_uris
-    uris = lat_demo_uris()
-    products = fermi.lat_products_from_images(**uris, out_dir=tmp_path / "maps")
-    res = fermi.run_lat_likelihood(tmp_path / "out", maps=products, target="brightest", engine="gammapy")
-    assert res["engine"] == "gammapy"
-    assert res["ts"] > 25
-    assert 1.5 < res["index"] < 4 and 0 < res["index_err"] < 0.3
-    sed = QTable.read(res["files"]["sed"])
-    assert sed["e_min"].unit == u.MeV and sed["dnde"].unit == u.Unit("cm-2 s-1 MeV-1")
-    assert sed["e2dnde_ul"].unit == u.erg / u.cm**2 / u.s
-    assert np.all(sed["e_max"] > sed["e_min"]) and sed["ts"][0] > 25
-    assert {"engine", "index", "ts"} <= set(sed.meta)
+@pytest.fixture(scope="module")
+def stand_in_products(tmp_path_factory):
+    "ScienceTools-format stand-in files (counts/exposure cubes, gtpsf PSF, diffuse background, yearly time bins) of a 5 deg ROI."
+    from mwnb.demo.fermi import lat_stand_in_position, LAT_IRF_FILE
+    gc = data_dir() / "gammapy-data-fermi"
+    return fermi.lat_products_from_images(gc / "fermi-3fhl-gc-events.fits.gz", gc / "fermi-3fhl-gc-counts.fits.gz",
+                                          gc / "fermi-3fhl-gc-exposure.fits.gz", gc / "fermi-3fhl-gc-background.fits.gz",
+                                          gc / "fermi-3fhl-gc-psf.fits.gz", tmp_path_factory.mktemp("maps"), catalog=DR2,
+                                          irf_dataset=gc / LAT_IRF_FILE, center=lat_stand_in_position(), width=5.0,
+                                          time_bin_days=365.25)
 
 
-# defect 1 (gammapy path): without a position the fit is at the target (the centre of the maps), not the brightest excess
-def test_gammapy_fit_is_at_the_target_not_the_brightest_excess(local_archive, tmp_path, monkeypatch):
+# issue 13: the background of the demo conversion holds no source counts, and it says what it approximates
+def test_demo_background_has_no_source_counts_and_approximations_are_stated(stand_in_products):
+    from astropy.io import fits
     from astropy.coordinates import SkyCoord
+    from mwnb.demo.fermi import lat_stand_in_position
+    ds = fermi.read_lat_dataset(stand_in_products)
+    taz = lat_stand_in_position()
+    near = ds.counts.geom.to_image().separation(taz) < 0.2 * u.deg
+    counts, bkg = ds.counts.data[:, near].sum(), ds.background.data[:, near].sum()
+    assert counts > 5 * bkg                                    # the pulsar's photons are not in the background
+    assert abs(ds.background.data.sum() - fermi._read_map(data_dir() / "gammapy-data-fermi" / "fermi-3fhl-gc-background.fits.gz")
+               .cutout(taz, width=5 * u.deg).data.sum()) < 1e-3 * ds.background.data.sum()   # the diffuse image, only spread in energy
+    approx = stand_in_products["approximations"]
+    assert approx["counts"].startswith("exact") and approx["edisp"].startswith("none")
+    assert "events more than 0.3 deg from every catalog source" in approx["background"]
+    assert "energy-dependent PSF" in approx["psf"] and "share of the good time" in approx["time_bins"]
+    assert "events more than 0.3 deg" in " ".join(fits.getheader(stand_in_products["background"])["HISTORY"])
+    r68 = ds.psf.containment_radius(0.68, energy_true=[10, 1000] * u.GeV, position=taz).to_value("deg")
+    assert r68[0] > 1.5 * r68[1]                               # not one PSF for all energies
+
+
+# issue 13: the gammapy path consumes ScienceTools-format inputs, the target a new source on fixed/free catalog sources
+def test_gammapy_path_on_sciencetools_inputs_target_is_a_new_source(stand_in_products, tmp_path):
+    from astropy.io import fits
+    from astropy.table import Table
+    from mwnb.demo.fermi import lat_stand_in_position, LAT_STAND_IN
+    with fits.open(stand_in_products["counts"]) as h: assert h[1].name == "EBOUNDS"            # gtbin CCUBE
+    with fits.open(stand_in_products["exposure"]) as h: assert h[1].name == "ENERGIES"        # gtexpcube2
+    with fits.open(stand_in_products["psf"]) as h: assert [x.name for x in h[1:]] == ["THETA", "PSF"]   # gtpsf
+    taz = lat_stand_in_position()
+    res = fermi.run_lat_likelihood(tmp_path / "out", maps=stand_in_products, target="stand-in", position=taz, engine="gammapy",
+                                   catalog=DR2, exclude=LAT_STAND_IN["exclude"], free_radius=0.5)
+    roi = res["roi_sources"]
+    assert roi["name"][0] == "stand-in" and "4FGL J1809.8-2332" not in list(roi["name"]) and roi.meta["excluded"] == ["4FGL J1809.8-2332"]
+    assert roi["free_norm"].sum() == 2 and (~roi["free_norm"]).sum() > 20   # the target + 1 free catalog source, the rest fixed
+    names = [m.name for m in res["dataset"].models]
+    assert "catalog sources (fixed)" in names and "4FGL J1811.9-2336" in names
+    assert res["ts"] > 300
+    loc = res["localisation"]
+    assert SkyCoord(loc["ra"], loc["dec"], unit="deg").separation(taz) < 0.05 * u.deg   # the pulsar, found again
+    assert 0 < loc["pos_err_semiminor"] <= loc["pos_err_semimajor"] < 0.05 and loc["pos_r95"] > loc["pos_r68"]
+    target = Table.read(res["files"]["target"])
+    assert target["ra"].unit == u.deg and target["flux"].unit == u.Unit("cm-2 s-1") and target["flux_err"][0] > 0
+    models = Table.read(res["files"]["spectral_models"])
+    assert list(models["model"]) == ["PowerLaw", "LogParabola", "ExpCutoffPowerLaw"] and models["chosen"].sum() == 1
+    pl = models[models["model"] == "PowerLaw"][0]
+    assert pl["ts_curv"] == 0 and all(models["minus2_loglike"] <= pl["minus2_loglike"] + 0.1)
+    sed = QTable.read(res["files"]["sed"])
+    assert sed.meta["reoptimize"] is True and sed.meta["ul"] == fermi.UL_LABEL and sed["ts"][0] > 100
+    assert np.all(sed["is_ul"] == (sed["ts"] < 4)) and np.all(sed["dnde_ul"] > 0)
+    params = Table.read(res["files"]["parameters"])
+    assert {"stand-in", "4FGL J1811.9-2336"} <= set(params["component"]) and np.all(params["error"] > 0)
+    lc = QTable.read(res["files"]["lightcurve"])
+    assert len(lc) == 7 and lc["flux"].unit == u.Unit("cm-2 s-1") and lc.meta["ul"] == fermi.UL_LABEL
+    assert np.isclose(lc["gti_fraction"].sum(), 1.0)
+    assert res["tsmap"].geom.width[0][0] > 4.5 * u.deg                          # the whole 5 deg ROI
+    with fits.open(res["files"]["maps"]) as h: assert [x.name for x in h[1:]] == ["COUNTS", "MODEL", "RESIDUAL"]
+
+
+def test_without_sciencetools_or_maps_the_message_says_what_is_needed(tmp_path):
+    from mwnb.errors import EngineUnavailableError
+    with pytest.raises(EngineUnavailableError, match="gtbin.*gtexpcube2.*gtpsf.*lat_maps_dir"):
+        fermi.run_lat_likelihood(tmp_path, engine="gammapy", target="B0453-685")
+
+
+def test_energy_dispersion_applied_when_the_inputs_have_one(stand_in_products, tmp_path):
+    from gammapy.irf import EDispKernelMap
     from gammapy.maps import Map
-    from mwnb.demo.fermi import lat_demo_uris
-    uris = lat_demo_uris()
-    # the second-brightest excess of the field, 7.7 deg from Sgr A* (the brightest); maps centred on it, Sgr A* inside
-    target = SkyCoord(7.375, -1.975, unit="deg", frame="galactic")
-    cut = {}
-    for key in ("counts", "exposure", "background"):
-        m = fermi._read_map(uris[key]).cutout(target, width=(16.0, 6.0) * u.deg, mode="partial")
-        m.data = np.nan_to_num(m.data)                                        # outside the field: no counts, no exposure
-        m.write(tmp_path / f"{key}.fits", overwrite=True); cut[key] = tmp_path / f"{key}.fits"
-    products = fermi.lat_products_from_images(uris["events"], cut["counts"], cut["exposure"], cut["background"], uris["psf"],
-                                              tmp_path / "maps")
-    ds = fermi.read_lat_dataset(products)
-    sgra = SkyCoord("17h45m40.04s -29d00m28.1s")
-    assert fermi.brightest_excess(ds).separation(sgra) < 0.3 * u.deg     # the old default fit position
-    seen = {}
-
-    class FitCalled(Exception): pass
-
-    def fit_spy(dataset, position, **kw):   # the fit itself is tested above; here only where it is asked to fit
-        seen["position"] = position
-        raise FitCalled
-
-    monkeypatch.setattr(fermi, "fit_point_source", fit_spy)
-    with pytest.raises(FitCalled):
-        fermi.run_lat_likelihood(tmp_path / "out", maps=products, target="target", engine="gammapy")
-    assert seen["position"].separation(target) < 0.05 * u.deg             # the centre of the maps: the target
-    assert seen["position"].separation(sgra) > 7 * u.deg
+    counts = Map.read(stand_in_products["counts"])
+    eax = counts.geom.axes["energy"]
+    edisp = EDispKernelMap.from_gauss(energy_axis=eax, energy_axis_true=eax.copy(name="energy_true"), sigma=0.1, bias=0)
+    edisp.write(tmp_path / "edisp.fits")
+    ds = fermi.read_lat_dataset({**stand_in_products, "edisp": tmp_path / "edisp.fits"})
+    assert ds.edisp is not None and ds.exposure.geom.axes["energy_true"].nbin == eax.nbin
+    assert fermi.read_lat_dataset(stand_in_products).edisp is None
 
 
 # defect 4: the LAT data server client follows the contract

@@ -45,11 +45,25 @@ def test_b0453_runs_end_to_end_shows_its_figures_and_says_which_engines_ran(tmp_
     assert r.returncode == 0, r.stderr[-3000:]
     d = run_dir(tmp_path, "b0453_multiwavelength")
     for f in ["b0453_multiwavelength.ipynb", "b0453_multiwavelength.html", "lat_fit/lat_sed.ecsv", "lat_fit/lat_sed.png",
-              "lat_fit/lat_tsmap.png", "chandra_rgb_sources.png", "chandra_sources.ecsv", "chandra_sources.reg",
+              "lat_fit/lat_tsmap.png", "lat_fit/lat_tsmap.fits", "lat_fit/lat_maps.fits", "lat_fit/lat_target.ecsv",
+              "lat_fit/lat_spectral_models.ecsv", "lat_fit/lat_parameters.ecsv", "lat_fit/lat_lightcurve.ecsv",
+              "lat/roi_sources.ecsv", "chandra_rgb_sources.png", "chandra_sources.ecsv", "chandra_sources.reg",
               "counterparts_gaia_dr3.ecsv", "counterparts_2mass.ecsv", "engines.ecsv", "lat/config.yaml"]:
         assert (d / f).stat().st_size > 0, f
-    check_figures_shown(d, "b0453_multiwavelength", ["lat_fit/lat_sed.png", "lat_fit/lat_tsmap.png",
-                                                     "chandra_brightest_spectrum.png", "chandra_rgb_sources.png"])
+    check_figures_shown(d, "b0453_multiwavelength", ["lat_fit/lat_sed.png", "lat_fit/lat_tsmap.png", "lat_fit/lat_maps.png",
+                                                     "lat_fit/lat_lightcurve.png", "chandra_brightest_spectrum.png",
+                                                     "chandra_rgb_sources.png"])
+    lat_target = Table.read(d / "lat_fit" / "lat_target.ecsv", format="ascii.ecsv")
+    assert lat_target["ts"][0] > 100 and lat_target["ra"].unit == "deg" and 0 < lat_target["pos_r95"][0] < 0.1
+    assert "stand-in" in lat_target["name"][0]
+    models = Table.read(d / "lat_fit" / "lat_spectral_models.ecsv", format="ascii.ecsv")
+    assert list(models["model"]) == ["PowerLaw", "LogParabola", "ExpCutoffPowerLaw"] and models["chosen"].sum() == 1
+    lc = Table.read(d / "lat_fit" / "lat_lightcurve.ecsv", format="ascii.ecsv")
+    assert len(lc) == 7 and lc.meta["ul"].startswith("95% CL upper limit (one-sided")
+    mw = Table.read(d / "sed.ecsv", format="ascii.ecsv")                    # the LAT points in the combined SED, labelled stand-ins
+    assert "gamma-ray" in set(mw["band"]) and all(mw["stand_in"][mw["band"] == "gamma-ray"])
+    roi = Table.read(d / "lat" / "roi_sources.ecsv", format="ascii.ecsv")   # the real B0453-685 ROI model, LMC templates
+    assert roi["name"][0] == "B0453-685" and "LMC-FarWest.fits" in list(roi["template"])
     engines = dict(Table.read(d / "engines.ecsv", format="ascii.ecsv").iterrows("step", "engine"))
     assert engines["LAT likelihood"] in ("fermipy", "gammapy")
     assert engines["X-ray source detection"] in ("wavdetect", "photutils")

@@ -7,16 +7,18 @@
 # 1. LAT photons from the FSSC LAT data server (10 deg cone, MET 239557417-599544005, 300 MeV-2 TeV),
 #    and the mission spacecraft file streamed from S3;
 # 2. the fermipy configuration of the published analysis, with its inputs checked before any long step;
-# 3. a binned likelihood fit, SED and TS map: fermipy when the Fermi ScienceTools are installed,
-#    gammapy on LAT maps otherwise;
-# 4. Chandra ObsID 1990: a soft/medium/hard RGB image, point-source detection, a quick spectrum;
-# 5. Gaia DR3 and 2MASS counterparts of the X-ray sources.
+# 3. the ROI model: the PWN as a new point source on the 4FGL-DR2 sources and LMC templates;
+# 4. the binned likelihood: fit and localisation, power law vs log-parabola vs cut-off power law, flux points,
+#    counts/model/residual and TS maps over the ROI, a yearly light curve; fermipy when the Fermi ScienceTools are
+#    installed, gammapy on ScienceTools products otherwise (every fitted value with its error in `lat_fit/*.ecsv`);
+# 5. Chandra ObsID 1990: a soft/medium/hard RGB image, point-source detection, a quick spectrum;
+# 6. Gaia DR3 and 2MASS counterparts of the X-ray sources.
 #
 # Every product goes under `out_dir`, every figure is saved there as PNG and shown from that file, and the
 # engines that ran are written to `engines.ecsv`.
 #
 # **With `archive = "local"`** the services are the offline demo archive and the data are labelled
-# stand-ins (`MWNBDEMO` in every header), **not B0453-685**: LAT = real >10 GeV Galactic-Centre data,
+# stand-ins (`MWNBDEMO` in every header), **not B0453-685**: LAT = real >10 GeV Galactic-Centre data (stand-in target PSR J1809-2332),
 # Chandra = real M82 events (ObsID 10027) and the G21.5-0.9 image (ObsID 1838). The numbers below
 # then describe those fields and check the machinery, not the science of B0453-685.
 
@@ -117,38 +119,83 @@ except MissingInputError as e:
     print("fermipy inputs incomplete:", e)
 
 # %% [markdown]
-# ## 3. Likelihood fit, SED and TS map
+# ## 3. The ROI model
+#
+# The target is a new point source at the PWN position on top of the 4FGL-DR2 model of the region: the point sources of
+# the ROI and the LMC extended sources with their templates (the catalog and template folder the fermipy configuration
+# names). This step needs no LAT data and always runs; it is the model both engines fit.
+
+# %%
+written = yaml.safe_load(config_path.read_text())
+catalog, extdir = written["model"]["catalogs"][0], written["model"]["extdir"]
+roi_models, roi_sources = fermi.lat_roi_models(catalog, target, SkyCoord(ra, dec, unit="deg"), width=roi_deg, extdirs=[extdir])
+roi_sources.write(lat_dir / "roi_sources.ecsv", overwrite=True)
+print(f"{len(roi_sources) - 1} catalog sources of {Path(catalog).name} in the ROI (+1 deg); extended with templates:",
+      ", ".join(f"{r['name']} ({r['template']})" for r in roi_sources if r["spatial"] == "template"))
+roi_sources[:6]
+
+# %% [markdown]
+# ## 4. Likelihood: fit, localisation, spectral models, SED, maps, light curve
+#
+# fermipy when the Fermi ScienceTools are installed; otherwise gammapy on ScienceTools products given in `lat_maps_dir`
+# (counts cube, exposure cube, PSF, diffuse background or diffuse models). With neither, this step stops with a message
+# saying what is needed and where to get it, and the rest of the notebook goes on.
+#
+# Upper limits are 95% one-sided (-2 ln L up by 2.71) for both engines, drawn when TS < 4; a curved spectrum replaces the
+# power law when TS_curv >= 9.
+#
+# **Local mode:** the stand-in is `mwnb.demo.fermi.LAT_STAND_IN`: PSR J1809-2332 in a 5 deg ROI of the Galactic-Centre
+# >10 GeV maps, its 4FGL entry left out so that it plays the new source; the maps are converted to ScienceTools format
+# with the approximations printed below.
 
 # %%
 engine = fermi.lat_engine()
 print("LAT likelihood engine available:", engine)
+lat = None
 if engine == "fermipy" and inputs_ok:
     lat = fermi.run_lat_likelihood(out / "lat_fit", config_path=config_path, target=target, engine="fermipy")
+elif local:
+    from mwnb.demo.fermi import LAT_STAND_IN, lat_demo_products, lat_stand_in_position
+    maps = lat_demo_products(lat_dir / "maps", catalog)
+    for k, how in maps["approximations"].items(): print(f"  stand-in {k}: {how}")
+    lat_target = f"{LAT_STAND_IN['name']}"
+    lat = fermi.run_lat_likelihood(out / "lat_fit", maps=maps, target=lat_target, position=lat_stand_in_position(),
+                                   engine="gammapy", catalog=catalog, exclude=LAT_STAND_IN["exclude"], free_radius=0.5)
+elif lat_maps_dir:
+    maps = fermi.lat_maps_in(lat_maps_dir)
+    lat = fermi.run_lat_likelihood(out / "lat_fit", maps=maps, target=target, position=SkyCoord(ra, dec, unit="deg"),
+                                   engine="gammapy", catalog=catalog, extdirs=[extdir])
 else:
-    if local:
-        maps = fermi.lat_products_from_images(**lat_demo_uris(), out_dir=lat_dir / "maps")
-    elif lat_maps_dir:
-        maps = {k: Path(lat_maps_dir) / n for k, n in
-                {"counts": "ccube.fits", "exposure": "bexpmap.fits", "psf": "psf.fits", "background": "bkg_cube.fits"}.items()}
-    else:
-        raise EngineUnavailableError("no Fermi ScienceTools here and no lat_maps_dir given: make the maps with "
-                                     "gtbin/gtexpcube2/gtpsf/gtmodel (or install fermipy + ScienceTools)")
-    # the fit centre: B0453-685 live; in local mode the centre of the stand-in maps (never the brightest excess elsewhere)
-    position = None if local else SkyCoord(ra, dec, unit="deg")
-    lat = fermi.run_lat_likelihood(out / "lat_fit", maps=maps, target=("centre of the stand-in field" if local else target),
-                                   position=position, engine="gammapy")
-engines["LAT likelihood"] = lat["engine"]
-print(f"engine {lat['engine']}: TS = {lat['ts']:.1f}, photon index = {lat['index']:.2f} ± {lat['index_err']:.2f}")
-lat["sed"]["e_ref", "dnde", "dnde_err", "dnde_ul", "ts", "is_ul"]
+    print("LAT likelihood not run.", fermi.lat_gammapy_needs())
+if lat is not None:
+    engines["LAT likelihood"] = lat["engine"]
+    loc = lat["localisation"]
+    label = f" ({'stand-in: ' + lat['source'].name if local else target})" if lat["engine"] == "gammapy" else ""
+    print(f"engine {lat['engine']}{label}: TS = {lat['ts']:.1f}; position RA {loc['ra']:.3f}, Dec {loc['dec']:.3f} deg, "
+          f"95% ellipse {loc['pos_err_semimajor'] * 2.448:.3f} x {loc['pos_err_semiminor'] * 2.448:.3f} deg at {loc['pos_angle']:.0f} deg; "
+          f"spectrum: {lat['spectral_model']}")
 
 # %%
-show(lat["files"]["sed_png"])
+if lat is not None: display(Table.read(lat["files"]["spectral_models"]))
 
 # %%
-show(lat["files"]["tsmap_png"])
+if lat is not None: show(lat["files"]["maps_png"])
+
+# %%
+if lat is not None: show(lat["files"]["tsmap_png"])
+
+# %%
+if lat is not None:
+    display(lat["sed"]["e_ref", "dnde", "dnde_err", "dnde_ul", "ts", "is_ul"])
+    show(lat["files"]["sed_png"])
+
+# %%
+if lat is not None and "lightcurve_png" in lat["files"]:
+    display(lat["lightcurve"]["mjd_start", "mjd_stop", "flux", "flux_err", "flux_ul", "ts", "is_ul"])
+    show(lat["files"]["lightcurve_png"])
 
 # %% [markdown]
-# ## 4. Chandra ObsID 1990
+# ## 5. Chandra ObsID 1990
 #
 # The image is found through the VO registry's Chandra SIA service and its DataLink `#this` link to
 # the S3 copy; the event file next to it by listing the ObsID's `primary/` directory in the bucket.
@@ -206,7 +253,7 @@ if cx["image"]:
           f"{SkyCoord(img_sources['ra'][0], img_sources['dec'][0]).to_string('hmsdms')}")
 
 # %% [markdown]
-# ## 5. Counterparts in Gaia DR3 and 2MASS
+# ## 6. Counterparts in Gaia DR3 and 2MASS
 #
 # The X-ray positions are uploaded to the Gaia and IRSA TAP services and matched within
 # `match_radius_arcsec`. No counterpart is a valid answer: the table is then empty with a note.
@@ -227,6 +274,23 @@ chandra.plot_rgb(rgb, wcs, sources=sources, counterparts=cps, path=out / "chandr
                  title=f"{events.meta.get('OBJECT', target)} ObsID {events.meta.get('OBS_ID', obsid)}: 0.5-1.2 / 1.2-2 / 2-7 keV"
                        + (f"\n({stand_in})" if stand_in else ""))
 show(out / "chandra_rgb_sources.png")
+
+# %% [markdown]
+# ## 7. The combined SED (so far)
+#
+# The LAT flux points (upper limits at their stated 95% one-sided level) and the published radio flux densities go into
+# one SED table with units and per-point provenance (`mwnb.sed`); stand-in points are labelled as such.
+
+# %%
+from mwnb import sed as mwsed
+sed_parts = [mwsed.literature_radio_points()]
+if lat is not None:
+    sed_parts.append(mwsed.gamma_points(lat["sed"], archive=archive,
+                                        stand_in=f"stand-in: LAT points of {lat['source'].name}" if local else None))
+mw_sed = mwsed.combine_sed(*sed_parts, target=target, archive=archive)
+mwsed.write_sed(mw_sed, out / "sed.ecsv")
+print(mw_sed.meta["label"] or "no stand-in points", "|", mw_sed.meta["n_points"], "points, regimes", mw_sed.meta["regimes"])
+mw_sed["band", "energy", "flux", "ul", "stand_in", "provenance"]
 
 # %% [markdown]
 # ## Products and engines
