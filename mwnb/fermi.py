@@ -1098,10 +1098,10 @@ def plot_sed(sed: "QTable", path=None, title: str = None):
     det, ul = ~np.asarray(sed["is_ul"]), np.asarray(sed["is_ul"])
     e = sed["e_ref"].to_value(u.GeV)
     xerr = [e - sed["e_min"].to_value(u.GeV), sed["e_max"].to_value(u.GeV) - e]
-    ax.errorbar(e[det], sed["e2dnde"][det].value, yerr=sed["e2dnde_err"][det].value,
+    ax.errorbar(e[det], sed["e2dnde"][det].value, yerr=np.abs(sed["e2dnde_err"][det].value),
                 xerr=[x[det] for x in xerr], fmt="o", label=f"flux points ({sed.meta.get('spectral_model', '')})")
     if ul.any():
-        ax.errorbar(e[ul], sed["e2dnde_ul"][ul].value, yerr=0.3 * sed["e2dnde_ul"][ul].value, uplims=True,
+        ax.errorbar(e[ul], sed["e2dnde_ul"][ul].value, yerr=0.3 * np.abs(sed["e2dnde_ul"][ul].value), uplims=True,
                     fmt="v", color="C3", label=sed.meta.get("ul", UL_LABEL).split(" (")[0] + f" ({sed.meta.get('is_ul', 'TS < 4')})")
     ax.set(xscale="log", yscale="log", xlabel="Energy [GeV]", ylabel=r"$E^2\,dN/dE$ [erg cm$^{-2}$ s$^{-1}$]",
            title=title or f"{sed.meta.get('source', '')} ({sed.meta.get('engine', '')})")
@@ -1160,9 +1160,9 @@ def plot_light_curve(lc: "QTable", path=None, title: str = None):
     t0, t1 = lc["mjd_start"].to_value(u.d), lc["mjd_stop"].to_value(u.d)
     mid, half = (t0 + t1) / 2, (t1 - t0) / 2
     det, ul = ~np.asarray(lc["is_ul"]), np.asarray(lc["is_ul"])
-    ax.errorbar(mid[det], lc["flux"][det].value, yerr=lc["flux_err"][det].value, xerr=half[det], fmt="o", label="flux")
+    ax.errorbar(mid[det], lc["flux"][det].value, yerr=np.abs(lc["flux_err"][det].value), xerr=half[det], fmt="o", label="flux")
     if ul.any():
-        ax.errorbar(mid[ul], lc["flux_ul"][ul].value, yerr=0.2 * lc["flux_ul"][ul].value, xerr=half[ul], uplims=True, fmt="v",
+        ax.errorbar(mid[ul], lc["flux_ul"][ul].value, yerr=0.2 * np.abs(lc["flux_ul"][ul].value), xerr=half[ul], uplims=True, fmt="v",
                     color="C3", label=lc.meta.get("ul", UL_LABEL).split(" (")[0])
     ax.set(xlabel="MJD", ylabel=f"flux {lc.meta.get('e_min', '')}-{lc.meta.get('e_max', '')} [cm$^{{-2}}$ s$^{{-1}}$]",
            title=title or f"{lc.meta.get('source', '')} light curve")

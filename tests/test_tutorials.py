@@ -52,7 +52,8 @@ def test_b0453_runs_end_to_end_shows_its_figures_and_says_which_engines_ran(tmp_
         assert (d / f).stat().st_size > 0, f
     check_figures_shown(d, "b0453_multiwavelength", ["lat_fit/lat_sed.png", "lat_fit/lat_tsmap.png", "lat_fit/lat_maps.png",
                                                      "lat_fit/lat_lightcurve.png", "chandra_brightest_spectrum.png",
-                                                     "chandra_rgb_sources.png"])
+                                                     "chandra_rgb_sources.png", "chandra_image.png", "wmap_W_I_mollview.png",
+                                                     "wmap_W_Q_mollview.png", "wmap_W_I_cutout.png", "sed_fit.png"])
     lat_target = Table.read(d / "lat_fit" / "lat_target.ecsv", format="ascii.ecsv")
     assert lat_target["ts"][0] > 100 and lat_target["ra"].unit == "deg" and 0 < lat_target["pos_r95"][0] < 0.1
     assert "stand-in" in lat_target["name"][0]
@@ -60,8 +61,15 @@ def test_b0453_runs_end_to_end_shows_its_figures_and_says_which_engines_ran(tmp_
     assert list(models["model"]) == ["PowerLaw", "LogParabola", "ExpCutoffPowerLaw"] and models["chosen"].sum() == 1
     lc = Table.read(d / "lat_fit" / "lat_lightcurve.ecsv", format="ascii.ecsv")
     assert len(lc) == 7 and lc.meta["ul"].startswith("95% CL upper limit (one-sided")
-    mw = Table.read(d / "sed.ecsv", format="ascii.ecsv")                    # the LAT points in the combined SED, labelled stand-ins
-    assert "gamma-ray" in set(mw["band"]) and all(mw["stand_in"][mw["band"] == "gamma-ray"])
+    mw = Table.read(d / "sed.ecsv", format="ascii.ecsv")                    # radio, X-ray and gamma-ray points, labelled stand-ins
+    assert {"radio", "X-ray", "gamma-ray"} <= set(mw["band"]) and all(mw["stand_in"]) and mw["flux"].unit is not None
+    assert mw["ul"][mw["band"] == "radio"].all()                            # WMAP's aperture holds LMC emission: an upper limit
+    assert "STAND-IN" in mw.meta["label"]
+    naima = Table.read(d / "sed_fit_parameters.ecsv", format="ascii.ecsv")
+    assert {"alpha", "e_cutoff", "B", "W_e"} <= set(naima["parameter"])
+    merged = Table.read(d / "chandra_sources_counterparts.ecsv", format="ascii.ecsv")
+    assert len(merged) >= 3 and "Src 2" in set(str(r) for r in merged["role"])
+    assert (d / "xray_spectral_fit.ecsv").stat().st_size > 0
     roi = Table.read(d / "lat" / "roi_sources.ecsv", format="ascii.ecsv")   # the real B0453-685 ROI model, LMC templates
     assert roi["name"][0] == "B0453-685" and "LMC-FarWest.fits" in list(roi["template"])
     engines = dict(Table.read(d / "engines.ecsv", format="ascii.ecsv").iterrows("step", "engine"))

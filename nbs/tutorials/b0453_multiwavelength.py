@@ -276,19 +276,70 @@ chandra.plot_rgb(rgb, wcs, sources=sources, counterparts=cps, path=out / "chandr
 show(out / "chandra_rgb_sources.png")
 
 # %% [markdown]
-# ## 7. The combined SED (so far)
+# ## 6b. Position errors, chance coincidences, the merged table and "Src 2"
 #
-# The LAT flux points (upper limits at their stated 95% one-sided level) and the published radio flux densities go into
+# Each X-ray source gets a 95% position error that grows with off-axis angle and shrinks with counts (the
+# relation the Chandra Source Catalog uses, plus Chandra's absolute astrometry); counterparts are matched
+# within each source's own radius, with the expected number of unrelated stars in that circle. The
+# brightest point source other than the PWN is the seed's "Src 2".
+
+# %%
+src = chandra.add_position_errors(sources, events.meta)
+chandra.plot_image(broad, wcs, sources=src, highlight=2, path=out / "chandra_image.png",
+                   title=f"{events.meta.get('OBJECT', target)} 0.5-7 keV" + (f"\n({stand_in})" if stand_in else ""))
+show(out / "chandra_image.png")
+cps_auto = chandra.find_counterparts(src)
+chance = chandra.chance_coincidence(src)
+pwn_id, src2_id = chandra.follow_up_source(src, pwn=None if local else SkyCoord(ra, dec, unit="deg"))   # the stand-in field has no PWN at the target
+merged = chandra.merged_table(src, cps_auto, chance, pwn_id=pwn_id, follow_up_id=src2_id)
+merged.write(out / "chandra_sources_counterparts.ecsv", overwrite=True)
+print(chandra.follow_up_summary(merged, src2_id)["note"])
+
+# %% [markdown]
+# The X-ray spectrum: live, the Chandra Source Catalog's per-source spectral products of the PWN; in the demo
+# archive a real Swift-XRT spectrum stands in (labelled). An absorbed power law gives the flux with its 90% interval.
+
+# %%
+if local:
+    s = chandra.stand_in_spectrum()
+else:
+    found = chandra.fetch_csc_spectra(chandra.csc_obsid_sources(obsid)[:1], out / "csc_spectra")
+    s = found[0] if isinstance(found, list) else found
+xfit = chandra.fit_source_spectrum(s["pha"], s["arf"], s["rmf"], label=s.get("label", ""))
+xfit.write(out / "xray_spectral_fit.ecsv", overwrite=True)
+xflux = chandra.sed_xray_flux(xfit)
+print({k: xflux[k] for k in ("e_min_keV", "e_max_keV", "unabsorbed_flux", "unabsorbed_flux_lo", "unabsorbed_flux_hi", "label")})
+
+# %% [markdown]
+# ## 6c. WMAP from LAMBDA's cloud copy
+#
+# The K-band I,Q,U map is read from `s3://nasa-lambda/wmap/...` (LAMBDA's `data/map/` tree on AWS); in the
+# demo archive the real W-band map stands in for it (its header says so). At WMAP's resolution the
+# aperture holds LMC emission, so the flux density is an upper limit for the nebula.
+
+# %%
+from mwnb import wmap
+wmap_map = wmap.read_wmap_map(wmap.WMAP_K_IQU_URL)
+wmap_flux = wmap.wmap_photometry(wmap_map, ra, dec)
+print({k: wmap_flux[k] for k in ("band", "flux", "flux_err", "upper_limit", "note") if k in wmap_flux})
+wmap_pngs = wmap.wmap_figures(wmap_map, ra, dec, out, name=target)["files"]   # {figure: PNG path}
+for png in wmap_pngs.values(): show(png)
+
+# %% [markdown]
+# ## 7. The combined SED and a one-zone PWN model
+#
+# The WMAP aperture (an upper limit), the X-ray flux with its interval, the LAT flux points (upper limits at their stated\n95% one-sided level) and any published radio flux densities go into
 # one SED table with units and per-point provenance (`mwnb.sed`); stand-in points are labelled as such.
 
 # %%
 from mwnb import sed as mwsed
-sed_parts = [mwsed.literature_radio_points()]
+sed_parts = [mwsed.literature_radio_points(), mwsed.radio_points(wmap_flux), mwsed.xray_points(xfit)]
 if lat is not None:
     sed_parts.append(mwsed.gamma_points(lat["sed"], archive=archive,
                                         stand_in=f"stand-in: LAT points of {lat['source'].name}" if local else None))
 mw_sed = mwsed.combine_sed(*sed_parts, target=target, archive=archive)
-mwsed.write_sed(mw_sed, out / "sed.ecsv")
+sed_out = mwsed.sed_products(mw_sed, out)   # sed.ecsv, sed_fit_parameters.ecsv, sed_fit.png (naima one-zone leptonic)
+show(out / "sed_fit.png")
 print(mw_sed.meta["label"] or "no stand-in points", "|", mw_sed.meta["n_points"], "points, regimes", mw_sed.meta["regimes"])
 mw_sed["band", "energy", "flux", "ul", "stand_in", "provenance"]
 

@@ -222,6 +222,7 @@ fit[cols]
 # %%
 Image(filename=paths["spectra_plot"]) if "spectra_plot" in paths else print("(PyXspec: plot with xspec.Plot)")
 
+
 # %% [markdown]
 # ## Fluxes, luminosity and blackbody radius
 #
