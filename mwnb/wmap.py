@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_wmap.ipynb #w002
 from __future__ import annotations
-import re
+import contextlib, re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,6 +275,16 @@ def wmap_photometry(m: WmapMap, ra: float, dec: float, *, stokes: str = "I", rad
 def _label(m: WmapMap) -> str:
     return f" [MWNBDEMO stand-in for {m.stand_in}]" if m.stand_in else ""
 
+@contextlib.contextmanager
+def _pyplot_without_repl_hook():
+    "healpy's mollview/gnomview call pyplot.ioff(), which fails in a shell whose display hook pyplot registered in another shell."
+    import matplotlib.pyplot as plt
+    saved = getattr(plt, "_REPL_DISPLAYHOOK", None)
+    if saved is not None: plt._REPL_DISPLAYHOOK = plt._ReplDisplayHook.NONE
+    try: yield
+    finally:
+        if saved is not None: plt._REPL_DISPLAYHOOK = saved
+
 def wmap_figures(m: WmapMap, ra: float, dec: float, out_dir, *, name: str = "target", stokes=("I", "Q"),
                  cutout_deg: float = 20.0, radius_deg: float = None) -> dict:
     "Mollweide all-sky views (each of `stokes`) and a gnomonic cutout of I around ra/dec with the target, aperture and annulus marked; PNGs in `out_dir`."
@@ -288,8 +298,9 @@ def wmap_figures(m: WmapMap, ra: float, dec: float, out_dir, *, name: str = "tar
         if s not in m.maps: raise BadParameterError(f"the map has no Stokes {s} (it has {list(m.maps)})")
         v = m.maps[s]
         lim = np.nanpercentile(np.abs(v), 99) if s != "I" else None
-        hp.mollview(v, title=f"WMAP {m.band} Stokes {s} ({m.coord}){_label(m)}", unit=m.unit,
-                    min=-lim if lim else None, max=lim, norm=None if s != "I" else "hist", cmap="RdBu_r" if s != "I" else None)
+        with _pyplot_without_repl_hook():
+            hp.mollview(v, title=f"WMAP {m.band} Stokes {s} ({m.coord}){_label(m)}", unit=m.unit,
+                        min=-lim if lim else None, max=lim, norm=None if s != "I" else "hist", cmap="RdBu_r" if s != "I" else None)
         fig = plt.gcf()
         hp.graticule(dpar=30, dmer=60, alpha=0.3)
         hp.projscatter(lon, lat, lonlat=True, marker="o", s=80, facecolors="none", edgecolors="k", linewidths=1.5)
@@ -297,8 +308,9 @@ def wmap_figures(m: WmapMap, ra: float, dec: float, out_dir, *, name: str = "tar
         files[f"mollview_{s}"] = out / f"wmap_{m.band}_{s}_mollview.png"
         fig.savefig(files[f"mollview_{s}"], dpi=100); figs[f"mollview_{s}"] = fig
     reso = max(m.pixel_deg * 60 / 4, 1.0)   # arcmin per cutout pixel
-    hp.gnomview(m.maps["I"], rot=(lon, lat), xsize=int(cutout_deg * 60 / reso), reso=reso,
-                title=f"WMAP {m.band} I around {name}" + _label(m).replace(" [", "\n[", 1), unit=m.unit)   # label on its own line
+    with _pyplot_without_repl_hook():
+        hp.gnomview(m.maps["I"], rot=(lon, lat), xsize=int(cutout_deg * 60 / reso), reso=reso,
+                    title=f"WMAP {m.band} I around {name}" + _label(m).replace(" [", "\n[", 1), unit=m.unit)   # label on its own line
     fig = plt.gcf()
     hp.projscatter(lon, lat, lonlat=True, marker="+", s=150, color="k")
     r = radius_deg or max(m.fwhm_deg, m.pixel_deg)
