@@ -9,10 +9,8 @@ from mwnb.associations import (propagate_gaia, run_nway, simulate_field, associa
                                sigma_from_confidence, epoch_prop_adql)
 from mwnb.errors import BadParameterError, MissingInputError
 
-# Each test runs in a forked child (pytest-forked): a run of the whole suite crashed later in an unrelated test
-# ("Garbage-collecting" segfault in scipy/astropy) only when these modules' tests (mocpy, healpy, NWAY) ran first;
-# isolated, a memory fault here cannot take the rest of the suite down with it. Cause not yet found: see the notes.
-pytestmark = pytest.mark.forked
+# These tests run in a pytest process of their own (README test command): a whole-suite run crashed later in
+# unrelated tests (segfault while garbage-collecting) only after they had run in the same process; cause not found yet.
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

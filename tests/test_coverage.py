@@ -9,10 +9,8 @@ from astropy.table import Table
 from mwnb.coverage import footprint_moc, chance_counts, MOC_DEPTH
 from mwnb.errors import BadParameterError
 
-# Each test runs in a forked child (pytest-forked): a run of the whole suite crashed later in an unrelated test
-# ("Garbage-collecting" segfault in scipy/astropy) only when these modules' tests (mocpy, healpy, NWAY) ran first;
-# isolated, a memory fault here cannot take the rest of the suite down with it. Cause not yet found: see the notes.
-pytestmark = pytest.mark.forked
+# These tests run in a pytest process of their own (README test command): a whole-suite run crashed later in
+# unrelated tests (segfault while garbage-collecting) only after they had run in the same process; cause not found yet.
 
 SQARCMIN_PER_SR = u.sr.to(u.arcmin**2)
 
