@@ -7,14 +7,15 @@ __all__ = ['EXP_ABSORBERS', 'SHERPA_MODELS', 'ABSORBERS', 'SIGMA_90', 'DELTA_STA
            'BOLTZMANN_KEV', 'PLANCK_KEV_S', 'LIGHT_CM_S', 'CONTOUR_LEVELS', 'XspecModelInfo', 'parse_model_dat',
            'xspec_library', 'xspec_function', 'xspec_model_class', 'xspec_model', 'sherpa_model', 'component_kind',
            'norm_parameter', 'fold_expression', 'build_model', 'evaluate_expression', 'spectrum_header',
-           'group_source_background', 'load_spectrum', 'JointFit', 'sherpa_joint_fit', 'hessian_covariance',
-           'free_parameters', 'profile_delta', 'run_sherpa_fit', 'band_flux', 'parameter_unit',
-           'xspec_component_labels', 'xspec_parameter_columns', 'fit_results_table', 'blackbody_radius_km',
-           'spectrum_quantities', 'parameter_draws', 'quantity_draws', 'spectrum_arrays', 'cstat_bins', 'wstat_profile',
-           'wstat_bins', 'goodness_of_fit', 'quantity_unit', 'archive_label', 'results_table', 'xspec_error_status',
-           'pyxspec_fit', 'pick_engine', 'fit_spectra', 'group_min_counts', 'simulate_spectrum', 'plot_spectra_fit',
-           'confidence_contour', 'plot_confidence_contour', 'plot_parameter_evolution', 'save_fit_results',
-           'parse_band', 'format_fit', 'fit_spectra_to_dir', 'fit_spectra_cli']
+           'background_block', 'background_in_file', 'group_source_background', 'load_spectrum', 'JointFit',
+           'sherpa_joint_fit', 'hessian_covariance', 'free_parameters', 'profile_delta', 'run_sherpa_fit', 'band_flux',
+           'parameter_unit', 'xspec_component_labels', 'xspec_parameter_columns', 'fit_results_table',
+           'blackbody_radius_km', 'spectrum_quantities', 'parameter_draws', 'quantity_draws', 'spectrum_arrays',
+           'cstat_bins', 'wstat_profile', 'wstat_bins', 'goodness_of_fit', 'quantity_unit', 'archive_label',
+           'results_table', 'xspec_error_status', 'pyxspec_fit', 'pick_engine', 'fit_spectra', 'group_min_counts',
+           'simulate_spectrum', 'plot_spectra_fit', 'confidence_contour', 'plot_confidence_contour',
+           'plot_parameter_evolution', 'save_fit_results', 'parse_band', 'format_fit', 'fit_spectra_to_dir',
+           'fit_spectra_cli']
 
 # %% ../nbs/21_spectra.ipynb #c002
 import ast, contextlib, logging, os, sys, time, warnings
@@ -69,11 +70,24 @@ def _quiet_stdout():
     finally:
         sys.stdout.flush(); os.dup2(saved, 1); os.close(saved); os.close(null)
 
+def _import_xspectrampoline():
+    "Import xspectrampoline with its bundled libraries kept out of the process-wide symbol table (RTLD_LOCAL)."
+    # xspectrampoline dlopens libXS* with RTLD_GLOBAL, which puts its own cfitsio 4.6.0 (and libstdc++, libgfortran)
+    # ahead of every library loaded later: healpy, built on cfitsio 4.6.3, then called 4.6.0 ("version mismatch between
+    # CFITSIO header and linked library") and the process crashed later in unrelated code. The libraries carry
+    # RUNPATH $ORIGIN and complete NEEDED lists, so RTLD_LOCAL loads them whole; xspectrampoline reads the flag at call time.
+    import ctypes
+    saved = ctypes.RTLD_GLOBAL
+    ctypes.RTLD_GLOBAL = ctypes.RTLD_LOCAL
+    try: import xspectrampoline
+    finally: ctypes.RTLD_GLOBAL = saved
+    return xspectrampoline
+
 @lru_cache(None)
 def xspec_library():
     "The XSPEC model library of xspectrampoline (ctypes handle) and its parsed model.dat."
     try:
-        with _quiet_stdout(): import xspectrampoline
+        with _quiet_stdout(): xspectrampoline = _import_xspectrampoline()
     except Exception as e:
         raise EngineUnavailableError("The Sherpa engine needs the XSPEC model library: pip install xspectrampoline") from e
     path = Path(xspectrampoline.get_HEADAS()) / "spectral" / "manager" / "model.dat"
@@ -223,16 +237,17 @@ def _sibling(pha_path: Path, value):
     "A file named in a PHA header keyword, looked up next to the PHA; None for 'none'/missing."
     if value is None or str(value).strip().lower() in ("", "none", "nan"): return None
     p = Path(str(value).strip())
-    for cand in (p, pha_path.parent / p, pha_path.parent / p.name):
+    # archives serve files gzipped (CSC: `..._pha3.fits.gz`) while headers keep the unzipped name
+    for cand in (p, pha_path.parent / p, pha_path.parent / p.name, pha_path.parent / f"{p.name}.gz"):
         if cand.exists(): return cand
     raise MissingInputError(f"{pha_path.name} names {value}, which is neither at that path nor next to the spectrum")
 
 @contextlib.contextmanager
 def _sherpa_quiet():
-    "Keep Sherpa's informational logging and warnings out of notebooks."
+    "Keep Sherpa's informational logging and warnings out of notebooks (what they say is in the results: status, provenance)."
     log = logging.getLogger("sherpa")
     level = log.level
-    log.setLevel(logging.WARNING)
+    log.setLevel(logging.ERROR)   # 'systematic errors were not found', 'hard minimum hit': the _status column says it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try: yield
@@ -254,6 +269,24 @@ def spectrum_header(pha):
     except BadInputFileError: raise
     except Exception as e:
         raise BadInputFileError(f"{pha} is not a readable FITS file ({type(e).__name__}: {e}). {what}") from e
+
+def background_block(pha):
+    "The background SPECTRUM block (HDUCLAS2 = 'BKG') of a PHA file that holds source and background (CSC per-source pha3)."
+    from astropy.io import fits
+    with fits.open(pha) as hdus:
+        blocks = [h for h in hdus if h.name == "SPECTRUM" and str(h.header.get("HDUCLAS2", "")).strip().upper() == "BKG"]
+        if not blocks:
+            raise BadInputFileError(f"{Path(pha).name} names itself as its BACKFILE but holds no background block "
+                                    "(a SPECTRUM extension with HDUCLAS2 = 'BKG'): give the background with bkg=")
+        return fits.BinTableHDU(blocks[0].data.copy(), blocks[0].header.copy())
+
+def background_in_file(pha):
+    "Sherpa DataPHA of the background block inside `pha` (counts, exposure, BACKSCAL/AREASCAL as keyword or column)."
+    from sherpa.astro.data import DataPHA
+    h = background_block(pha)
+    scal = lambda k: np.asarray(h.data[k], float) if k in h.columns.names else float(h.header.get(k, 1.0))
+    return DataPHA(f"{pha}[SPECTRUM,BKG]", np.asarray(h.data["CHANNEL"], float), np.asarray(h.data["COUNTS"], float),
+                   exposure=float(h.header["EXPOSURE"]), backscal=scal("BACKSCAL"), areascal=scal("AREASCAL"))
 
 def group_source_background(source_counts, background_counts, min_source=1, min_background=1):
     "OGIP GROUPING (1 starts a group, -1 continues) with >= min_source source and >= min_background background counts per group."
@@ -284,13 +317,15 @@ def load_spectrum(pha, arf=None, rmf=None, bkg=None, band=(0.3, 7.0), group_back
     rmf = Path(rmf) if rmf else _sibling(pha, hdr.get("RESPFILE"))
     bkg = Path(bkg) if bkg else _sibling(pha, hdr.get("BACKFILE"))
     if rmf is None: raise MissingInputError(f"{pha.name} has no RMF (RESPFILE) and none was given")
-    bhdr = spectrum_header(bkg) if bkg is not None else None
+    in_file = bkg is not None and bkg.resolve() == pha.resolve()   # CSC per-source pha3: source and background blocks
+    bhdr = None if bkg is None else background_block(pha).header if in_file else spectrum_header(bkg)
     with _sherpa_quiet():
         data = read_pha(str(pha), use_errors=False)
         data.set_rmf(read_rmf(str(rmf)))
         if arf is not None: data.set_arf(read_arf(str(arf)))
-        for bid in list(data.background_ids): data.delete_background(bid)   # one background: the file we name
-        if bkg is not None: data.set_background(read_pha(str(bkg), use_errors=False))
+        for bid in list(data.background_ids): data.delete_background(bid)   # one background: the one we name
+        if in_file: data.set_background(background_in_file(pha))
+        elif bkg is not None: data.set_background(read_pha(str(bkg), use_errors=False))
         data.set_analysis("energy")
         grouping = "file GROUPING column" if data.grouping is not None else "none"
         if bkg is not None and group_background:
@@ -309,7 +344,7 @@ def load_spectrum(pha, arf=None, rmf=None, bkg=None, band=(0.3, 7.0), group_back
         data.ignore(); data.notice(*band)
     data.name = str(pha)
     object.__setattr__(data, "mwnb_grouping", grouping)   # Sherpa objects refuse new attributes through setattr
-    object.__setattr__(data, "mwnb_files", dict(spectrum=str(pha), arf=str(arf) if arf else "", rmf=str(rmf), background=str(bkg) if bkg else "",
+    object.__setattr__(data, "mwnb_files", dict(spectrum=str(pha), arf=str(arf) if arf else "", rmf=str(rmf), background=(f"{bkg}[SPECTRUM,BKG]" if in_file else str(bkg)) if bkg else "",
                            spectrum_simulated=_simulated(hdr), background_simulated=_simulated(bhdr)))
     return data
 
@@ -983,6 +1018,14 @@ def _spectrum_residual_axes(n, ncols, size=3.2):
         pairs.append((top, fig.add_subplot(grid[2 * r + 1, c], sharex=top)))
     return fig, pairs
 
+def _energy_ticks(ax, energies):
+    "Plain keV labels (0.5, 1, 2, 5) on a log energy axis; matplotlib's 2x10^0 minor labels overlap."
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+    lo, hi = np.nanmin(energies), np.nanmax(energies)
+    ticks = [e for e in (0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 7, 10, 20, 50, 100) if lo * 0.9 <= e <= hi * 1.1]
+    ax.xaxis.set_major_locator(FixedLocator(ticks)); ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
 def plot_spectra_fit(fit, path=None, ncols=4, titles=None):
     "Counts, folded model, background and residuals of every spectrum of a Sherpa fit; saves PNG to `path`."
     jf = getattr(fit, "joint_fit", fit)
@@ -1008,6 +1051,7 @@ def plot_spectra_fit(fit, path=None, ncols=4, titles=None):
                      lw=0.5, color="0.3")
         positive = ym[ym > 0]
         ax.set_xscale("log"); ax.set_yscale("log")
+        _energy_ticks(rax, x)
         if positive.size: ax.set_ylim(max(positive.min() * 0.3, 1e-5))
         ax.set_ylabel("counts s$^{-1}$ keV$^{-1}$"); rax.set_ylabel("(d-m)/$\\sqrt{m}$")
         rax.set_xlabel("Energy (keV)")

@@ -131,7 +131,7 @@ def test_profile_confidence_intervals_agree_with_curvature_and_are_the_default()
 
 @pytest.fixture(scope="module")
 def real_with_background(tmp_path_factory):
-    "The REAL Swift-XRT spectrum with a SIMULATED background (none is in the shared data), as files with keywords."
+    "The REAL Swift-XRT spectrum (BACKFILE none) with a SIMULATED background, as files with keywords; real backgrounds: below."
     from mwnb.demo.spectral_coverage import real_spectrum_with_simulated_background
     return real_spectrum_with_simulated_background(tmp_path_factory.mktemp("xrt_bkg"))
 
@@ -243,3 +243,112 @@ def test_contour_and_plots(real_with_background, tmp_path):
     fig = spectra.plot_spectra_fit(t, tmp_path / "s.png")
     labels = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
     assert "background (SIMULATED)" in labels and len(fig.axes) == 2
+
+
+# ---- real Chandra spectra with real backgrounds: the copies sherpa's wheel installs (sherpa/astro/datastack/tests/data) ----
+# 3C 273, ACIS ObsID 459 (3c273.pi with BACKFILE 3c273_bg.pi, the spectrum of CIAO's "Introduction to fitting PHA spectra"
+# thread), and a Chandra Source Catalog per-source product (ObsID 4938: pha3 with its background block, arf3, rmf3).
+
+@pytest.fixture(scope="module")
+def sherpa_chandra():
+    "The directory of the real Chandra spectra that the sherpa wheel installs; fails (not skips) when sherpa lost them."
+    import sherpa
+    d = Path(sherpa.__file__).parent / "astro" / "datastack" / "tests" / "data"
+    missing = [n for n in ("3c273.pi", "3c273_bg.pi", "3c273.arf", "3c273.rmf", "acisf04938_000N002_r0043_pha3.fits") if not (d / n).exists()]
+    assert not missing, f"sherpa {sherpa.__version__} no longer installs {missing} under {d}"
+    return d
+
+
+def test_acceptance_fit_spectra_cli_real_chandra_spectrum_with_its_background_file(sherpa_chandra, tmp_path, capsys):
+    "`mwnb fit-spectra 3c273.pi --model tbabs*powerlaw --band 0.5-7`: BACKFILE read, W-stat, schema, unabsorbed flux interval, nH >= 0."
+    from mwnb.cli import main
+    out = tmp_path / "fit"
+    assert main(["fit-spectra", str(sherpa_chandra / "3c273.pi"), "--model", "tbabs*powerlaw", "--band", "0.5-7",
+                 "--engine", "sherpa", "--out", str(out)]) == 0
+    assert "stat (wstat)" in capsys.readouterr().out
+    t = Table.read(out / "spectral_fit.ecsv")
+    prov = t.meta["provenance"][0]
+    assert t["background"][0] == "3c273_bg.pi" and prov["background_simulated"] is False and prov["spectrum_simulated"] is False
+    assert t.meta["stat_used"] == "wstat" and t.meta["error_method"].startswith("profile")
+    # 216 background counts in the file over 1024 channels; every W-stat group has >= 1 source and >= 1 background count
+    assert 0 < v(t, "background_counts") <= 216
+    for c in ("tbabs.nH", "powerlaw.PhoIndex", "powerlaw.norm"):
+        assert t[c].unit is not None and t[c + "_status"][0] in ("ok", "pegged_low", "pegged_high")
+        assert v(t, c + "_lo") <= v(t, c) <= v(t, c + "_hi")
+    # the complaint was nH = 0.043 [-0.018, 0.104]e22 from covariance errors on a real Chandra spectrum:
+    # the profile interval stops at the hard limit 0 and says so (measured: 0.0195 [0, 0.0851], pegged_low)
+    assert v(t, "tbabs.nH_lo") == 0.0 and t["tbabs.nH_status"][0] == "pegged_low" and v(t, "tbabs.nH_hi") < 0.2
+    # a quasar's power law: Gamma within 1.5-2.5 (measured 1.95 [1.81, 2.14])
+    assert 1.5 < v(t, "powerlaw.PhoIndex_lo") < v(t, "powerlaw.PhoIndex_hi") < 2.5
+    lo, val, hi = v(t, "unabsorbed_flux_lo"), v(t, "unabsorbed_flux"), v(t, "unabsorbed_flux_hi")
+    assert 0 < lo < val < hi and val >= v(t, "flux") and str(t["unabsorbed_flux"].unit) == "erg / (s cm2)"
+
+
+@pytest.mark.parametrize("band,n_bins,expected", [((0.0, 1e4), 46, 62.12275005769554), ("filtered", 35, 39.84715083397662)])
+def test_wstat_of_a_real_source_and_background_equals_sherpas_published_oracle(sherpa_chandra, band, n_bins, expected):
+    "mwnb's own W-stat formula on 3c273.pi + 3c273_bg.pi (file grouping, powlaw1d 1.782/1.622e-4) = sherpa's test_wstat.py oracle."
+    # oracle values: sherpa/stats/tests/test_wstat.py (test_wstat_single_scalar_grouped_all / _filtered, sherpa commit 770359b)
+    from sherpa.astro.instrument import Response1D
+    d = load_spectrum(sherpa_chandra / "3c273.pi", band=(0.0, 1e4), group_background=False)
+    if band == "filtered":   # sherpa's filter_data(): ignore(None, 0.5), ignore(3, 4), ignore(7, None)
+        d.ignore(None, 0.5); d.ignore(3, 4); d.ignore(7, None)
+    src, (pl,) = spectra.build_model("sherpa.powlaw1d")
+    pl.gamma, pl.ampl = 1.782, 1.622e-4
+    a = spectra.spectrum_arrays(d, Response1D(d)(src))
+    assert len(a["S"]) == n_bins
+    assert spectra.wstat_bins(a["S"], a["B"], a["mu"], a["r"]).sum() == pytest.approx(expected, rel=1e-9)
+
+
+def test_sherpa_powlaw1d_and_xspec_powerlaw_agree_on_a_real_spectrum_with_background(sherpa_chandra):
+    "tbabs*powlaw1d and tbabs*powerlaw (XSPEC library) under W-stat on 3C 273 with its background: within 1%."
+    kw = dict(engine="sherpa", band=(0.5, 7), gof=0, n_draws=100)
+    xs = fit_spectra([sherpa_chandra / "3c273.pi"], "tbabs*powerlaw", start={"PhoIndex": 2.0}, **kw)
+    sh = fit_spectra([sherpa_chandra / "3c273.pi"], "tbabs*sherpa.powlaw1d", start={"gamma": 2.0}, **kw)
+    assert xs.meta["stat_used"] == sh.meta["stat_used"] == "wstat"
+    for a, b in (("powerlaw.PhoIndex", "sherpa_powlaw1d.gamma"), ("powerlaw.norm", "sherpa_powlaw1d.ampl"), ("tbabs.nH", "tbabs.nH")):
+        for suffix in ("", "_lo", "_hi"):
+            assert v(sh, b + suffix) == pytest.approx(v(xs, a + suffix), rel=0.01, abs=1e-9), a + suffix
+
+
+def test_csc_per_source_spectrum_reads_the_background_block_of_its_own_file(sherpa_chandra, tmp_path):
+    "A CSC pha3 names itself as BACKFILE: the background is its HDUCLAS2='BKG' block, as sherpa reads it, also when gzipped."
+    import gzip
+    from sherpa.astro.io import read_pha
+    names = {k: f"acisf04938_000N002_r0043_{k}3.fits" for k in ("pha", "arf", "rmf")}
+    for n in names.values(): (tmp_path / f"{n}.gz").write_bytes(gzip.compress((sherpa_chandra / n).read_bytes()))  # as the CSC serves them
+    ref = read_pha(str(sherpa_chandra / names["pha"]), use_errors=False).get_background()   # sherpa's own reader
+    d = load_spectrum(tmp_path / f"{names['pha']}.gz", arf=tmp_path / f"{names['arf']}.gz", rmf=tmp_path / f"{names['rmf']}.gz", band=(0.5, 7))
+    b = d.get_background()
+    assert b.counts.sum() == ref.counts.sum() == 10414 and d.counts.sum() == 2116   # not the source block again
+    assert b.backscal == ref.backscal and b.exposure == ref.exposure
+    assert d.mwnb_files["background"].endswith("[SPECTRUM,BKG]")
+    from mwnb.chandra import fit_source_spectrum
+    t = fit_source_spectrum(tmp_path / f"{names['pha']}.gz", arf=tmp_path / f"{names['arf']}.gz", rmf=tmp_path / f"{names['rmf']}.gz")
+    assert t.meta["stat_used"] == "wstat" and 1.5 < v(t, "powerlaw.PhoIndex") < 2.6 and v(t, "tbabs.nH_lo") >= 0
+
+
+def test_a_spectrum_naming_itself_as_background_without_a_background_block_is_refused(tmp_path):
+    "BACKFILE = the file itself, but no HDUCLAS2='BKG' block: a BadInputFileError saying to give bkg=."
+    from mwnb.errors import BadInputFileError
+    src = fits.open(PHA)
+    src["SPECTRUM"].header["BACKFILE"] = "self.pha"
+    src.writeto(tmp_path / "self.pha")
+    for f in (ARF, RMF):
+        import shutil; shutil.copy(f, tmp_path / f.name)
+    with pytest.raises(BadInputFileError, match="no background block"):
+        load_spectrum(tmp_path / "self.pha", ARF, RMF)
+
+
+def test_xspec_library_leaves_healpys_cfitsio_alone(tmp_path):
+    "The XSPEC library loads RTLD_LOCAL: healpy, imported after it, reads a map with its own cfitsio (no version mismatch)."
+    import subprocess, sys
+    pytest.importorskip("healpy")
+    wmap = data_dir() / "healpy-wmap" / "wmap_band_iqumap_r9_7yr_W_v4_udgraded32.fits"
+    code = ("import ctypes, numpy as np\nfrom mwnb.spectra import xspec_function\n"
+            "print(xspec_function('powerlaw')(np.array([1.0, 2.0]), np.array([2.0]))[0])\n"
+            "assert ctypes.RTLD_GLOBAL == 256\nimport healpy\n"
+            f"print(healpy.read_map({str(wmap)!r}).size)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-2:] == ["0.5", "12288"]   # powerlaw Gamma=2 over 1-2 keV: 1/1 - 1/2; Nside 32 map
+    assert "version mismatch between CFITSIO" not in r.stdout + r.stderr

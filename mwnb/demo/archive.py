@@ -216,6 +216,9 @@ def _make_handler(archive):
 # %% ../../nbs/91_demo_archive.ipynb #c016
 class _QuietServer(ThreadingHTTPServer):
     "A client hanging up mid-answer (a cut download, a test's fault) is normal here, not a traceback."
+    # a cutout opens up to 128 connections at once; socketserver's listen backlog of 5 overflowed under load
+    # (2-core CI), and the kernel then dropped connections the client already counted as open
+    request_queue_size = 256
     def handle_error(self, request, client_address):
         import sys
         if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)): super().handle_error(request, client_address)
