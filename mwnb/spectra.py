@@ -7,7 +7,7 @@ __all__ = ['EXP_ABSORBERS', 'SHERPA_MODELS', 'ABSORBERS', 'SIGMA_90', 'DELTA_STA
            'BOLTZMANN_KEV', 'PLANCK_KEV_S', 'LIGHT_CM_S', 'CONTOUR_LEVELS', 'XspecModelInfo', 'parse_model_dat',
            'xspec_library', 'xspec_function', 'xspec_model_class', 'xspec_model', 'sherpa_model', 'component_kind',
            'norm_parameter', 'fold_expression', 'build_model', 'evaluate_expression', 'spectrum_header',
-           'background_block', 'background_in_file', 'group_source_background', 'load_spectrum', 'JointFit',
+           'background_block', 'pha_from_block', 'group_source_background', 'load_spectrum', 'JointFit',
            'sherpa_joint_fit', 'hessian_covariance', 'free_parameters', 'profile_delta', 'run_sherpa_fit', 'band_flux',
            'parameter_unit', 'xspec_component_labels', 'xspec_parameter_columns', 'fit_results_table',
            'blackbody_radius_km', 'spectrum_quantities', 'parameter_draws', 'quantity_draws', 'spectrum_arrays',
@@ -280,12 +280,11 @@ def background_block(pha):
                                     "(a SPECTRUM extension with HDUCLAS2 = 'BKG'): give the background with bkg=")
         return fits.BinTableHDU(blocks[0].data.copy(), blocks[0].header.copy())
 
-def background_in_file(pha):
-    "Sherpa DataPHA of the background block inside `pha` (counts, exposure, BACKSCAL/AREASCAL as keyword or column)."
+def pha_from_block(h, name):
+    "Sherpa DataPHA of one SPECTRUM block `h` (counts, exposure, BACKSCAL/AREASCAL as keyword or column)."
     from sherpa.astro.data import DataPHA
-    h = background_block(pha)
     scal = lambda k: np.asarray(h.data[k], float) if k in h.columns.names else float(h.header.get(k, 1.0))
-    return DataPHA(f"{pha}[SPECTRUM,BKG]", np.asarray(h.data["CHANNEL"], float), np.asarray(h.data["COUNTS"], float),
+    return DataPHA(name, np.asarray(h.data["CHANNEL"], float), np.asarray(h.data["COUNTS"], float),
                    exposure=float(h.header["EXPOSURE"]), backscal=scal("BACKSCAL"), areascal=scal("AREASCAL"))
 
 def group_source_background(source_counts, background_counts, min_source=1, min_background=1):
@@ -317,14 +316,16 @@ def load_spectrum(pha, arf=None, rmf=None, bkg=None, band=(0.3, 7.0), group_back
     rmf = Path(rmf) if rmf else _sibling(pha, hdr.get("RESPFILE"))
     bkg = Path(bkg) if bkg else _sibling(pha, hdr.get("BACKFILE"))
     if rmf is None: raise MissingInputError(f"{pha.name} has no RMF (RESPFILE) and none was given")
-    in_file = bkg is not None and bkg.resolve() == pha.resolve()   # CSC per-source pha3: source and background blocks
-    bhdr = None if bkg is None else background_block(pha).header if in_file else spectrum_header(bkg)
+    # CSC per-source pha3: source and background blocks in one file, which names itself as BACKFILE
+    block = background_block(pha) if bkg is not None and bkg.resolve() == pha.resolve() else None
+    bname = None if bkg is None else f"{pha}[SPECTRUM,BKG]" if block is not None else str(bkg)
+    bhdr = None if bkg is None else block.header if block is not None else spectrum_header(bkg)
     with _sherpa_quiet():
         data = read_pha(str(pha), use_errors=False)
         data.set_rmf(read_rmf(str(rmf)))
         if arf is not None: data.set_arf(read_arf(str(arf)))
         for bid in list(data.background_ids): data.delete_background(bid)   # one background: the one we name
-        if in_file: data.set_background(background_in_file(pha))
+        if block is not None: data.set_background(pha_from_block(block, bname))
         elif bkg is not None: data.set_background(read_pha(str(bkg), use_errors=False))
         data.set_analysis("energy")
         grouping = "file GROUPING column" if data.grouping is not None else "none"
@@ -344,7 +345,7 @@ def load_spectrum(pha, arf=None, rmf=None, bkg=None, band=(0.3, 7.0), group_back
         data.ignore(); data.notice(*band)
     data.name = str(pha)
     object.__setattr__(data, "mwnb_grouping", grouping)   # Sherpa objects refuse new attributes through setattr
-    object.__setattr__(data, "mwnb_files", dict(spectrum=str(pha), arf=str(arf) if arf else "", rmf=str(rmf), background=(f"{bkg}[SPECTRUM,BKG]" if in_file else str(bkg)) if bkg else "",
+    object.__setattr__(data, "mwnb_files", dict(spectrum=str(pha), arf=str(arf) if arf else "", rmf=str(rmf), background=bname or "",
                            spectrum_simulated=_simulated(hdr), background_simulated=_simulated(bhdr)))
     return data
 
