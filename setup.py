@@ -77,5 +77,6 @@ setuptools.setup(
     zip_safe=False,
     cmdclass={'build_py': build_py_with_tutorials},
     entry_points={'console_scripts': [console_scripts] if console_scripts else [],
+                  'mwnb.subcommands': cfg.get('mwnb_subcommands', '').split(),
                   'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']},
     **setup_cfg)

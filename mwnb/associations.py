@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['CSC_ERROR_COLUMNS', 'CSC_ERROR_LEVEL', 'GAIA_ERROR_COLUMNS', 'TWOMASS_ERROR_COLUMNS', 'NWAY_SCRIPT', 'NWAY_NAMES',
-           'COUNTERPART_ERRORS', 'COUNTERPART_IDS', 'sigma_from_confidence', 'ellipse_from_covariance',
-           'circular_sigma', 'xray_errors', 'gaia_errors', 'twomass_errors', 'propagate_gaia', 'epoch_prop_adql',
-           'nway_command', 'nway_table', 'run_nway', 'simulate_field', 'association_scores', 'associate']
+           'COUNTERPART_ERRORS', 'COUNTERPART_IDS', 'HEASARC_CSC_ERRORS', 'ellipse_from_covariance', 'circular_sigma',
+           'xray_errors', 'gaia_errors', 'twomass_errors', 'propagate_gaia', 'epoch_prop_adql', 'nway_command',
+           'nway_table', 'run_nway', 'simulate_field', 'association_scores', 'associate', 'counterpart_probabilities',
+           'add_probabilities']
 
 # %% ../nbs/14_associations.ipynb #a03
 import os
@@ -17,6 +18,7 @@ import tempfile
 from pathlib import Path
 import numpy as np
 from .errors import BadParameterError, EngineUnavailableError, MissingInputError, ServiceQueryError
+from .stats import sigma_from_confidence   # the 2-D Gaussian convention, one home
 
 
 # %% ../nbs/14_associations.ipynb #a06
@@ -24,11 +26,6 @@ CSC_ERROR_COLUMNS = ("err_ellipse_r0", "err_ellipse_r1", "err_ellipse_ang")   # 
 CSC_ERROR_LEVEL = 0.95                                                        # the CSC ellipse is the 95% one
 GAIA_ERROR_COLUMNS = ("ra_error", "dec_error", "ra_dec_corr")                 # mas, mas, -
 TWOMASS_ERROR_COLUMNS = ("err_maj", "err_min", "err_ang")                     # arcsec (1 sigma), arcsec, deg E of N
-
-def sigma_from_confidence(radius, level: float):
-    "Per-axis 1-sigma of a 2-D Gaussian whose `level` confidence ellipse has semi-axis `radius`."
-    if not 0 < level < 1: raise BadParameterError(f"confidence level must be between 0 and 1 (exclusive), got {level!r}")
-    return radius / np.sqrt(-2 * np.log1p(-level))
 
 def ellipse_from_covariance(sigma_east, sigma_north, corr=0.0):
     "(major, minor, PA in deg east of north) of the 1-sigma ellipse of an (east, north) covariance."
@@ -337,3 +334,62 @@ def associate(xray, counterparts: dict, area, epoch=None, xray_columns=CSC_ERROR
     out.meta["epoch"] = None if epoch is None else float(np.median(_jyear(epoch)))
     return out
 
+
+# %% ../nbs/14_associations.ipynb #a32
+HEASARC_CSC_ERRORS = ("error_ellipse_r0", "error_ellipse_r1", "error_ellipse_angle")   # HEASARC csc (contract: unverified)
+
+def _xray_with_errors(xray, xray_error_95=None):
+    "X-ray table with CSC error-ellipse columns (CXC or HEASARC names, or the assumed `xray_error_95` arcsec), and a note."
+    import astropy.units as u
+    t = xray.copy()
+    if set(CSC_ERROR_COLUMNS) <= set(t.colnames): return t, "X-ray errors: CSC 95% error ellipses"
+    if set(HEASARC_CSC_ERRORS) <= set(t.colnames):
+        for a, b in zip(HEASARC_CSC_ERRORS, CSC_ERROR_COLUMNS): t[b] = t[a]
+        return t, "X-ray errors: CSC 95% error ellipses (HEASARC csc)"
+    if xray_error_95 is None:
+        raise MissingInputError("the X-ray table has no error ellipses (err_ellipse_r0/r1/ang or error_ellipse_r0/r1/angle): "
+                                "fetch them with the sources, or give xray_error_95 (arcsec) as a stated assumption")
+    r = float(u.Quantity(xray_error_95, u.arcsec).value)
+    t["err_ellipse_r0"] = t["err_ellipse_r1"] = np.full(len(t), r) * u.arcsec
+    t["err_ellipse_ang"] = np.zeros(len(t)) * u.deg
+    return t, f"X-ray errors ASSUMED: {r} arcsec 95% circles (the X-ray table has no error ellipses)"
+
+def counterpart_probabilities(xray, catalogs=("gaia", "2mass"), radius=5.0, epoch=None, xray_error_95=None,
+                              prior_completeness=0.9, **nway_kw) -> "Table":
+    "NWAY p_any/p_i of X-ray sources (name, ra, dec, CSC error ellipses) against every Gaia DR3 / 2MASS star within `radius` arcsec."
+    import astropy.units as u
+    from astropy.table import Table, unique
+    from mwnb.counterparts import query_near, catalog_spec
+    xray, err_note = _xray_with_errors(xray, xray_error_95)
+    r = float(u.Quantity(radius, u.arcsec).value)
+    pos = Table({"pos_id": np.arange(len(xray), dtype=np.int64), "ra": u.Quantity(xray["ra"], u.deg).value,
+                 "dec": u.Quantity(xray["dec"], u.deg).value})
+    stars, notes = {}, [err_note]
+    for key in catalogs:
+        spec = catalog_spec(key)
+        rows = query_near(spec["key"], pos, r / 3600)   # every star in the circles: NWAY's density needs them all
+        rows.rename_columns(["cat_ra", "cat_dec"], ["ra", "dec"])
+        rows = unique(rows, keys=spec["id"]) if len(rows) else rows
+        if spec["key"] == "gaia" and "ra_dec_corr" not in rows.colnames: rows["ra_dec_corr"] = np.zeros(len(rows))
+        if rows.meta.get("MWNBDEMO"): notes.append(str(rows.meta["MWNBDEMO"]))
+        stars[spec["key"]] = rows
+    area = len(xray) * np.pi * (r / 3600) ** 2 * u.deg**2
+    out = associate(xray, {k: v for k, v in stars.items()}, area, epoch=epoch, prior_completeness=prior_completeness,
+                    radius=r * u.arcsec, **nway_kw) if len(xray) else Table()
+    out.meta.update(radius_arcsec=r, area_deg2=float(area.value), xray_errors=err_note,
+                    **{f"n_{k}_stars": len(v) for k, v in stars.items()})
+    if any("MWNBDEMO" in n for n in notes[1:]): out.meta["MWNBDEMO"] = "; ".join(n for n in notes[1:] if "MWNBDEMO" in n)
+    return out
+
+def add_probabilities(nearest: "Table", nway: "Table", catalog: str) -> "Table":
+    "Beside each nearest-N star row: the X-ray source, p_any and p_i of NWAY's best combination holding that star (NaN if none)."
+    key = "gaia" if catalog.lower().startswith("gaia") else "2mass"
+    idc = COUNTERPART_IDS[key]
+    col = f"{key}_{idc}"
+    best = nway[np.asarray(nway["match_flag"]) == 1] if len(nway) and "match_flag" in nway.colnames else nway[:0]
+    hit = {str(r[col]): r for r in best if col in best.colnames and r[f"{key}_index"] >= 0}
+    ids = [str(v) for v in nearest[idc]] if len(nearest) else []
+    nearest["nway_xray_name"] = np.array([str(hit[v]["xray_name"]) if v in hit else "" for v in ids], dtype=str) if ids else np.zeros(0, str)
+    nearest["p_any"] = np.array([float(hit[v]["p_any"]) if v in hit else np.nan for v in ids], dtype=float)
+    nearest["p_i"] = np.array([float(hit[v]["p_i"]) if v in hit else np.nan for v in ids], dtype=float)
+    return nearest

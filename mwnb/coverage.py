@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MOC_DEPTH', 'DETECTOR_RADIUS_ARCMIN', 'NEAR_ORDER', 'pointing_radius', 'footprint_moc', 'cap_area',
-           'covered_fraction', 'near_coverage', 'chance_counts']
+           'covered_fraction', 'near_coverage', 'chance_counts', 'chance_by_class', 'chandra_footprints']
 
 # %% ../nbs/15_coverage.ipynb #c03
 import warnings
@@ -80,7 +80,7 @@ def near_coverage(moc, ra, dec, radius_deg) -> np.ndarray:
     "True where a circle (deg) may touch `moc`: tested against the coarse cells holding it, so never a false False."
     from cdshealpix.nested import healpix_to_lonlat
     from scipy.spatial import cKDTree
-    from mwnb.crossmatch import unit_vectors
+    from mwnb.sky import unit_vectors
     ra, dec, radius_deg = (np.asarray(x, float) for x in (ra, dec, radius_deg))
     cells = moc.degrade_to_order(NEAR_ORDER).flatten()
     if len(cells) == 0: return np.zeros(len(ra), bool)
@@ -96,32 +96,30 @@ def near_coverage(moc, ra, dec, radius_deg) -> np.ndarray:
 
 # %% ../nbs/15_coverage.ipynb #c15
 def chance_counts(fermi, csc, moc, region: str = "circle95", ring=20.0, min_ring_area=10.0,
-                  max_depth: int = MOC_DEPTH) -> "Table":
+                  max_depth: int = MOC_DEPTH, extended: bool = False) -> "Table":
     "Per Fermi source: covered area of its region, local CSC density in covered sky nearby, expected and observed counts."
     import astropy.units as u
     from astropy.coordinates import Longitude, Latitude
     from astropy.table import Table
     from scipy.spatial import cKDTree
     from scipy.stats import poisson
-    from mwnb.crossmatch import parse_region, search_radius, unit_vectors, angular_separation, match_local, _deg_array
+    from mwnb.sky import parse_region, search_radius, unit_vectors, angular_separation, region_pairs, deg_array
     MOC = _mocpy()
     kind, _ = parse_region(region)
     ring = float(u.Quantity(ring, u.arcmin).to_value(u.deg)) if hasattr(ring, "unit") else float(ring) / 60
     min_ring_area = float(u.Quantity(min_ring_area, u.arcmin**2).to_value(u.deg**2)) if hasattr(min_ring_area, "unit") \
         else float(min_ring_area) / 3600
     n = len(fermi)
-    fra, fdec = _deg_array(fermi, "ra"), _deg_array(fermi, "dec")
-    r_out_max = search_radius(fermi, region)
-    sra, sdec = _deg_array(csc, "ra"), _deg_array(csc, "dec")
+    fra, fdec = deg_array(fermi, "ra"), deg_array(fermi, "dec")
+    sra, sdec = deg_array(csc, "ra"), deg_array(csc, "dec")
     in_cov = moc.contains_lonlat(Longitude(sra * u.deg), Latitude(sdec * u.deg)) if len(csc) else np.zeros(0, bool)
     # observed: every CSC source inside the region (exact geometry), and those of them inside the coverage
-    pairs = match_local(csc, fermi, region)
-    fi, si = np.asarray(pairs["fermi_index"], np.int64), np.asarray(pairs["source_index"], np.int64)
+    fi, si, _, _ = region_pairs(sra, sdec, fermi, region, extended) if len(csc) else (np.zeros(0, np.int64),) * 4
     n_obs = np.bincount(fi, minlength=n)
     n_obs_cov = np.bincount(fi[in_cov[si]], minlength=n)
     # region area, exact: a cap, or the small-angle ellipse pi a b
-    r95 = search_radius(fermi, region)
-    area = np.pi * r95 * _deg_array(fermi, "semi_minor_95") if kind == "ellipse95" else cap_area(r95)
+    r95 = search_radius(fermi, region, extended)
+    area = np.pi * r95 * deg_array(fermi, "semi_minor_95") if kind == "ellipse95" else cap_area(r95)
     frac = np.where(np.isfinite(r95), 0.0, np.nan)
     ring_area, n_ring = np.zeros(n), np.zeros(n, np.int64)
     source = np.full(n, "none", dtype="<U7")
@@ -133,9 +131,10 @@ def chance_counts(fermi, csc, moc, region: str = "circle95", ring=20.0, min_ring
         disc = MOC.from_cone(lon, lat, radius=r_out * u.deg, max_depth=max_depth)
         disc_frac = covered_fraction(disc, moc)
         if disc_frac == 0: continue
-        if kind == "ellipse95":
-            reg = MOC.from_elliptical_cone(lon, lat, a=r95[i] * u.deg, b=_deg_array(fermi, "semi_minor_95")[i] * u.deg,
-                                           pa=_deg_array(fermi, "pos_ang_95")[i] * u.deg, max_depth=max_depth)
+        b_i = deg_array(fermi, "semi_minor_95")[i] if kind == "ellipse95" else r95[i]
+        if kind == "ellipse95" and b_i < r95[i]:   # mocpy wants 0 < b < a: a round "ellipse" is a cone
+            reg = MOC.from_elliptical_cone(lon, lat, a=r95[i] * u.deg, b=deg_array(fermi, "semi_minor_95")[i] * u.deg,
+                                           pa=(deg_array(fermi, "pos_ang_95")[i] % 180) * u.deg, max_depth=max_depth)   # mocpy: [0, 180)
         else:
             reg = MOC.from_cone(lon, lat, radius=r95[i] * u.deg, max_depth=max_depth)
         frac[i] = covered_fraction(reg, moc)
@@ -154,6 +153,9 @@ def chance_counts(fermi, csc, moc, region: str = "circle95", ring=20.0, min_ring
     covered = frac * np.nan_to_num(area)
     # no covered sky near the region: nothing covered, so no unrelated CSC source is expected (0, not unknown)
     expected = np.where(np.isfinite(density), density * covered, np.where(covered == 0, 0.0, np.nan))
+    # Poisson error of the density's count (one count when none was seen: the scale of what could have been missed)
+    expected_err = np.where(ring_area > 0, np.sqrt(np.maximum(n_ring, 1)) / np.where(ring_area > 0, ring_area, 1) * covered,
+                            np.where(covered == 0, 0.0, np.nan))
     out = Table()
     out["fermi_index"] = np.arange(n, dtype=np.int64)
     if "name" in fermi.colnames: out["fermi_name"] = np.asarray(fermi["name"])
@@ -167,7 +169,46 @@ def chance_counts(fermi, csc, moc, region: str = "circle95", ring=20.0, min_ring
     out["n_neighbourhood"] = n_ring
     out["csc_density"] = (density / u.deg**2).to(1 / u.arcmin**2)
     out["n_expected"] = expected
+    out["n_expected_err"] = expected_err
+    # reliability: the expected fraction of the covered matches that are real, 1 - n_expected / n_observed_covered
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["reliability"] = np.where(n_obs_cov > 0, np.clip(1 - expected / n_obs_cov, 0, 1), np.nan)
+        out["reliability_err"] = np.where(n_obs_cov > 0, expected_err / n_obs_cov, np.nan)
     out["p_chance_count"] = np.where(n_obs_cov > 0, poisson.sf(n_obs_cov - 1, expected), 1.0)
-    out.meta.update(region=region, ring_arcmin=ring * 60, min_ring_area_arcmin2=min_ring_area * 3600, moc_depth=max_depth)
+    out.meta.update(region=region, extended=bool(extended), ring_arcmin=ring * 60, min_ring_area_arcmin2=min_ring_area * 3600, moc_depth=max_depth)
     return out
 
+
+def chance_by_class(chance: "Table", fermi: "Table", fold_case: bool = True) -> "Table":
+    "Per 4FGL class: Fermi sources, covered matches, expected chance matches with error, reliability with error."
+    from astropy.table import Table
+    from mwnb.catalogs import class_group
+    cls = class_group(np.asarray(fermi["class1"]).astype(str)) if fold_case else np.asarray(fermi["class1"]).astype(str)
+    cls = np.where(cls == "", "unassociated", cls)
+    n_obs = np.asarray(chance["n_observed_covered"], float)
+    exp_ = np.nan_to_num(np.asarray(chance["n_expected"], float))
+    err = np.nan_to_num(np.asarray(chance["n_expected_err"], float))
+    rows = []
+    for c in sorted(set(cls[n_obs > 0])):
+        k = (cls == c) & (n_obs > 0)
+        # neighbourhoods of nearby sources share CSC sources, so adding errors in quadrature is a lower bound
+        e, de, n = exp_[k].sum(), np.sqrt((err[k]**2).sum()), n_obs[k].sum()
+        rows.append((c, int(k.sum()), int(n), e, de, max(0.0, 1 - e / n), de / n))
+    return Table(rows=rows or None, names=["fermi_class", "n_fermi", "n_observed_covered", "n_expected", "n_expected_err",
+                                           "reliability", "reliability_err"],
+                 dtype=[str, int, int, float, float, float, float])
+
+def chandra_footprints(observations="chanmaster", radius="detector") -> "MOC":
+    "MOC of where Chandra looked: pointings from HEASARC chanmaster ('chanmaster'), a table file, or a Table."
+    import astropy.units as u
+    from astropy.table import Table
+    from mwnb.catalogs import chandra_observations, read_any, normalise
+    if isinstance(observations, str) and observations == "chanmaster": obs = chandra_observations()
+    elif isinstance(observations, Table): obs = observations
+    else: obs = normalise(read_any(observations))
+    if radius == "detector" and "detector" not in obs.colnames:
+        radius = DETECTOR_RADIUS_ARCMIN["ACIS-I"] * u.arcmin   # no detector column: the ACIS-I field, the common case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # rows without a position (chanmaster has some) are left out by footprint_moc
+        moc = footprint_moc(obs, radius)
+    return moc

@@ -5,18 +5,20 @@
 # %% auto #0
 __all__ = ['LAT_TMIN', 'LAT_TMAX', 'LAT_EMIN', 'LAT_EMAX', 'SPACECRAFT_URI', 'LAT_COMPLETE_STATE', 'LAT_API_PATH',
            'FERMI_DIFFUSE_URLS', 'CATALOG_TEMPLATES', 'FERMI_INPUTS', 'UL_CONFIDENCE', 'UL_N_SIGMA', 'UL_LABEL',
-           'TS_DETECT', 'FERMI_MJDREF', 'TS_CURV_MIN', 'LAT_ST_NAMES', 'lat_query_form', 'LatQueryError', 'page_text',
-           'lat_page_problem', 'results_page_url', 'lat_query_state', 'lat_file_urls', 'poll_lat_results', 'check_fits',
-           'download_lat_file', 'LatApiUnavailable', 'lat_api_url', 'submit_lat_api', 'lat_api_files',
-           'submit_lat_query', 'start_lat_query', 'write_json_atomic', 'fetch_lat_data', 'fetch_spacecraft_file',
+           'TS_DETECT', 'FERMI_MJDREF', 'TS_CURV_MIN', 'FIT_QUALITY_OK', 'PRUNE_TS', 'PRUNE_NPRED', 'FERMIPY_STAGES',
+           'NORM_PARAMETERS', 'LAT_JOB_FILE', 'LAT_ST_NAMES', 'GAMMAPY_STAGES', 'lat_query_form', 'page_text',
+           'lat_page_problem', 'results_page_url', 'lat_query_state', 'lat_file_urls', 'poll_lat_results',
+           'download_lat_file', 'lat_api_url', 'submit_lat_api', 'lat_api_files', 'submit_lat_query',
+           'use_lat_json_api', 'start_lat_query', 'write_json_atomic', 'fetch_lat_data', 'fetch_spacecraft_file',
            'fermipy_config', 'fermipy_schema', 'validate_fermipy_config', 'absolute_fermipy_inputs',
-           'write_fermipy_config', 'fermipy_input_paths', 'extended_templates', 'check_fermipy_inputs',
-           'fetch_fermi_diffuse', 'lat_engine', 'one_sided_cl', 'run_fermipy', 'fermipy_parameters',
-           'fermipy_sed_table', 'fermipy_lightcurve_table', 'lat_energy_axis', 'gti_overlap',
-           'lat_products_from_images', 'read_lat_dataset', 'lat_diffuse_models', 'brightest_excess', 'lat_roi_models',
+           'relative_fermipy_inputs', 'write_fermipy_config', 'working_dir', 'fermipy_input_paths',
+           'extended_templates', 'check_fermipy_inputs', 'fetch_fermi_diffuse', 'lat_engine', 'run_fermipy',
+           'fermipy_parameters', 'fermipy_sed_table', 'fermipy_lightcurve_table', 'lat_energy_axis', 'read_lat_dataset',
+           'lat_diffuse_models', 'normalisation_parameter', 'free_parameter_names', 'lat_roi_models',
            'fixed_sources_template', 'localisation', 'fit_lat_roi', 'lat_sed', 'lat_ts_map', 'lat_residual_maps',
            'lat_time_datasets', 'lat_light_curve', 'plot_sed', 'plot_ts_map', 'plot_lat_maps', 'plot_light_curve',
-           'lat_fit_tables', 'lat_maps_in', 'lat_gammapy_needs', 'run_lat_gammapy', 'run_lat_likelihood']
+           'lat_fit_tables', 'lat_job_state', 'run_stages', 'lat_maps_in', 'lat_gammapy_needs', 'run_lat_gammapy',
+           'run_lat_likelihood', 'start_lat_job', 'run_lat_job', 'poll_lat_job', 'lat_job_result', 'clean_lat_job']
 
 # %% ../nbs/30_fermi.ipynb #c002
 import json, re, time, warnings
@@ -26,8 +28,10 @@ from urllib.parse import urljoin
 import numpy as np
 
 from .config import conf
-from .errors import (MwnbError, MissingInputError, ArchiveUnavailableError, DownloadError, EngineUnavailableError,
-                         ServiceQueryError, ConfigError, BadInputFileError, BadParameterError)
+from .stats import one_sided_cl, containment_factor
+from .errors import (MwnbError, MissingInputError, ArchiveUnavailableError, EngineUnavailableError,
+                         ServiceQueryError, ConfigError, BadInputFileError, BadParameterError,
+                         LatQueryError, LatApiUnavailable)
 
 # %% ../nbs/30_fermi.ipynb #c005
 LAT_TMIN, LAT_TMAX = 239557417, 599544005   # MET seconds, Eagle et al. (2023)
@@ -35,11 +39,16 @@ LAT_EMIN, LAT_EMAX = 300.0, 2.0e6           # MeV
 SPACECRAFT_URI = "s3://nasa-heasarc/fermi/data/lat/mission/spacecraft/lat_spacecraft_merged.fits"
 
 # %% ../nbs/30_fermi.ipynb #c007
+def _whole_mev(e: float, name: str) -> int:
+    "`e` MeV as an integer; BadParameterError when it has a fraction (the form takes '300,2000000', never '2e+06')."
+    if float(e) != round(float(e)): raise BadParameterError(f"{name}={e!r}: the LAT data server takes whole MeV (e.g. 300, 2000000)")
+    return int(round(float(e)))
+
 def lat_query_form(ra: float, dec: float, *, radius: float = 10.0, tmin: float = LAT_TMIN, tmax: float = LAT_TMAX,
                    emin: float = LAT_EMIN, emax: float = LAT_EMAX, spacecraft: bool = False) -> dict:
-    "Form fields of a LAT data server photon query: a `radius` deg cone, MET and MeV ranges."
+    "Form fields of a LAT data server photon query: a `radius` deg cone, MET and MeV ranges (energies as whole MeV, as the form takes them)."
     return {"coordfield": f"{ra:.4f},{dec:.4f}", "coordsystem": "J2000", "shapefield": f"{radius:g}",
-            "timefield": f"{tmin:.0f},{tmax:.0f}", "timetype": "MET", "energyfield": f"{emin:g},{emax:g}",
+            "timefield": f"{tmin:.0f},{tmax:.0f}", "timetype": "MET", "energyfield": f"{_whole_mev(emin, 'emin')},{_whole_mev(emax, 'emax')}",
             "photonOrExtendedOrNone": "Photon", "destination": "query", "spacecraft": "on" if spacecraft else "off"}
 
 # %% ../nbs/30_fermi.ipynb #c010
@@ -47,17 +56,6 @@ _RESULTS_LINK = re.compile(r"""(?:https?://[^\s"'<>]+)?/?[^\s"'<>]*QueryResults\
 _FITS_LINK = re.compile(r"""(?:https?://|/)[^\s"'<>]+?\.fits(?:\.gz)?""")
 _STATE = re.compile(r"The state of your query is ([0-9]+)")   # contract results_page.state_regex
 LAT_COMPLETE_STATE = 2                                          # "The state of your query is 2 (Query complete)"
-_ADVICE = {"maintenance": "The server is down for maintenance: try again later.",
-           "empty": "An empty answer means the server is ingesting new data: try again later.",
-           "expired": "The query expired on the server: submit it again (delete lat_query.json first)."}
-
-class LatQueryError(ServiceQueryError):
-    "The LAT data server answered with an error, expired-query or maintenance page; the page's text is quoted."
-    def __init__(self, url, kind, page_text):
-        self.service, self.url, self.kind, self.message, self.query = "LAT data server", url, kind, page_text, None
-        MwnbError.__init__(self, f"LAT data server at {url} answered with a {kind} page: \"{page_text}\". " +
-                           _ADVICE.get(kind, "Check the query (mwnb.fermi.lat_query_form) and https://fermi.gsfc.nasa.gov/ssc/LATDataQuery_help.html."))
-
 def page_text(html: str, limit: int = 300) -> str:
     "Visible text of an HTML page, whitespace collapsed, cut at `limit` characters."
     text = " ".join(re.sub(r"(?is)<(script|style)\b.*?</\1>|<[^>]+>", " ", html or "").split())
@@ -121,27 +119,14 @@ def poll_lat_results(url: str, *, interval: float = None, timeout: float = None,
         interval = min(interval * backoff, max_interval)
 
 # %% ../nbs/30_fermi.ipynb #c015
-def check_fits(path) -> Path:
-    "`path` if every HDU of the FITS file reads, else DownloadError."
-    from astropy.io import fits
-    try:
-        with fits.open(path) as h:
-            for hdu in h: hdu.data  # reading every HDU finds a file cut short
-    except Exception as e:
-        raise DownloadError(f"{path} is not a valid FITS file ({e}); delete it and download again") from e
-    return Path(path)
-
 def download_lat_file(url: str, dest_dir, *, progress: bool = True) -> Path:
-    "Download one LAT server file into `dest_dir` (skipped when whole) and check it reads as FITS."
+    "Download one LAT server file into `dest_dir` (skipped when whole); the archive layer checks that a FITS file is complete."
     from mwnb.cloud import download
-    return check_fits(download(url, Path(dest_dir) / url.rsplit("/", 1)[-1], progress=progress))
+    return download(url, Path(dest_dir) / url.rsplit("/", 1)[-1], progress=progress)
 
 # %% ../nbs/30_fermi.ipynb #c018
 LAT_API_PATH = "/ssc/data/access/lat/query/api/v1"   # contract json_api.path (verified: false)
 _API_ABSENT = (404, 405, 501)
-
-class LatApiUnavailable(Exception):
-    "The JSON API of the LAT data server is not there (caught: the client then uses the HTML form)."
 
 def lat_api_url(server: str = None) -> str:
     "URL of the FSSC JSON API on the host of the LAT query form `server`."
@@ -184,9 +169,14 @@ def submit_lat_query(form: dict, *, server: str = None) -> str:
         raise LatQueryError(server, lat_page_problem(e.response.text), page_text(e.response.text)) from e
     return results_page_url(html, server)
 
-def start_lat_query(form: dict, *, server: str = None, api="auto"):
-    "Submit through the JSON API when it answers (api='auto' or its URL), else the HTML form; (url to poll, 'json-api'|'form')."
+def use_lat_json_api() -> bool:
+    "Whether the JSON API is asked for (`conf.lat_json_api`, off by default: the API is undocumented and unverified)."
+    return bool(conf.lat_json_api)
+
+def start_lat_query(form: dict, *, server: str = None, api=None):
+    "Submit through the HTML form, or through the JSON API only when asked (api='auto' or its URL, or conf.lat_json_api); (url to poll, 'json-api'|'form')."
     server = server or conf.fermi_lat_server
+    if api is None: api = "auto" if use_lat_json_api() else False
     if api:
         api_url = lat_api_url(server) if api == "auto" else api
         try: return submit_lat_api(form, api_url), "json-api"
@@ -210,19 +200,28 @@ def write_json_atomic(path, data) -> Path:
 
 def fetch_lat_data(ra: float, dec: float, dest_dir, *, radius: float = 10.0, tmin: float = LAT_TMIN,
                    tmax: float = LAT_TMAX, emin: float = LAT_EMIN, emax: float = LAT_EMAX,
-                   spacecraft: bool = False, progress: bool = True, server: str = None, api="auto", **poll_kw) -> dict:
-    "Query the LAT data server (JSON API if present, else the form), poll to state 2, download once: {'photon': [...], 'spacecraft': [...]}."
+                   spacecraft: bool = False, progress: bool = True, server: str = None, api=None, **poll_kw) -> dict:
+    """Query the LAT data server (the HTML form; the JSON API only when asked), poll to state 2, download once:
+    {'photon': [...], 'spacecraft': [...]}. The query id is kept in lat_query.json, so a rerun resumes that query."""
     from tqdm.auto import tqdm
     dest_dir = Path(dest_dir); dest_dir.mkdir(parents=True, exist_ok=True)
     form = lat_query_form(ra, dec, radius=radius, tmin=tmin, tmax=tmax, emin=emin, emax=emax, spacecraft=spacecraft)
     manifest = dest_dir / "lat_query.json"
-    if manifest.exists():
-        saved = json.loads(manifest.read_text())
-        if saved["form"] == form and all((dest_dir / n).exists() for n in saved["files"]):
-            return _classify([dest_dir / n for n in saved["files"]])
-    url, via = start_lat_query(form, server=server, api=api)
+    saved = json.loads(manifest.read_text()) if manifest.exists() else {}
+    if saved.get("form") != form: saved = {}
+    if saved.get("files") and all((dest_dir / n).exists() for n in saved["files"]):
+        return _classify([dest_dir / n for n in saved["files"]])
+    if saved.get("query"):   # submitted by an earlier run: poll that query, never submit it again
+        url, via = saved["query"], saved["via"]
+        print(f"LAT data server: resuming query {url} (from {manifest.name})")
+    else:
+        url, via = start_lat_query(form, server=server, api=api)
+        write_json_atomic(manifest, {"form": form, "via": via, "query": url})
     parse = (lambda u: lat_api_files(u)) if via == "json-api" else None
-    urls = poll_lat_results(url, parse=parse, **poll_kw)
+    try: urls = poll_lat_results(url, parse=parse, **poll_kw)
+    except LatQueryError:   # expired or failed on the server: the next run submits anew (a poll timeout keeps the id)
+        manifest.unlink(missing_ok=True)
+        raise
     paths = [download_lat_file(u, dest_dir, progress=progress) for u in tqdm(urls, desc="LAT files", disable=not progress)]
     write_json_atomic(manifest, {"form": form, "via": via, "query": url, "urls": urls, "files": [p.name for p in paths]})
     return _classify(paths)
@@ -340,14 +339,45 @@ def absolute_fermipy_inputs(config: dict, base_dir) -> dict:
     if m.get("extdir"): m["extdir"] = str(first(m["extdir"], [base] + ([fdata / "catalogs"] if fdata else []), Path.is_dir))
     return c
 
-def write_fermipy_config(config: dict, path, *, base_dir=None) -> Path:
-    "Validate and write a fermipy configuration as YAML, every input path absolute (relative ones taken from `base_dir` or the file's folder)."
+def relative_fermipy_inputs(config: dict, base_dir) -> dict:
+    "Copy of an absolute `config` with every path inside `base_dir` relative to it; fermipy then runs with `base_dir` as its working directory."
+    import copy, os
+    c = copy.deepcopy(config); base = Path(base_dir).resolve()
+    def rel(p):
+        p = Path(p)
+        try: return os.path.relpath(p, base) if p.resolve().is_relative_to(base) else str(p)
+        except ValueError: return str(p)   # another drive
+    c["fileio"]["outdir"] = rel(c["fileio"]["outdir"])
+    for k in ("evfile", "scfile"): c["data"][k] = rel(c["data"][k])
+    m = c["model"]
+    for k in ("galdiff", "isodiff"): m[k] = [rel(v) for v in m[k]]
+    if any(not Path(v).is_absolute() for k in ("galdiff", "isodiff") for v in m[k]):
+        m["diffuse_dir"] = ["."] + [d for d in (m.get("diffuse_dir") or []) if d != "."]   # fermipy looks there for relative names
+    m["catalogs"] = [rel(v) for v in m["catalogs"]]
+    if m.get("extdir"): m["extdir"] = rel(m["extdir"])
+    return c
+
+def write_fermipy_config(config: dict, path, *, base_dir=None, relative: bool = True) -> Path:
+    """Validate and write a fermipy configuration as YAML. Inputs are found as fermipy would (relative ones in `base_dir` or the
+    file's folder first); those inside the file's folder are written relative to it (the folder can move: run fermipy from
+    there, as `run_fermipy` does), the rest absolute. `relative=False` writes every path absolute."""
     import yaml
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     config = absolute_fermipy_inputs(config, base_dir or path.parent)
     validate_fermipy_config(config)
+    if relative: config = relative_fermipy_inputs(config, path.parent)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+class working_dir:
+    "Context manager: run inside `path` and come back (contextlib.chdir exists only from Python 3.11)."
+    def __init__(self, path): self.path, self.saved = Path(path), None
+    def __enter__(self):
+        import os
+        self.saved = os.getcwd(); os.chdir(self.path); return self.path
+    def __exit__(self, *exc):
+        import os
+        os.chdir(self.saved)
 
 # %% ../nbs/30_fermi.ipynb #c030
 def _where_to_get(path: Path) -> str:
@@ -369,7 +399,7 @@ def fermipy_input_paths(config: dict, *, config_dir=None, cwd=None) -> dict:
     m = config["model"]
     for k in ("galdiff", "isodiff"):
         for i, v in enumerate([m[k]] if isinstance(m[k], str) else m[k]):
-            res[f"{k}[{i}]"] = look(v, _diffuse_dirs(m, outdir))
+            res[f"{k}[{i}]"] = look(v, [cwd / d for d in _diffuse_dirs(m, outdir)])   # a relative diffuse_dir starts at cwd
     for i, v in enumerate(m["catalogs"]): res[f"catalogs[{i}]"] = look(v, [cwd] + ([fdata / "catalogs"] if fdata else []))
     if m.get("extdir"): res["extdir"] = look(m["extdir"], [cwd] + ([fdata / "catalogs"] if fdata else []), Path.is_dir)
     ev = res["evfile"][0]
@@ -441,60 +471,103 @@ UL_LABEL = "95% CL upper limit (one-sided, -2 ln L up by 2.71)"
 TS_DETECT = 4.0                       # flux point / light-curve bin with TS below this: upper limit
 FERMI_MJDREF = 51910 + 7.428703703703703e-4   # MJD (TT) of MET 0 (MJDREFI + MJDREFF of LAT files)
 TS_CURV_MIN = 9.0                     # a curved spectrum is chosen when TS_curv >= 9 (3 sigma, one extra parameter)
-def one_sided_cl(n_sigma: float) -> float:
-    "One-sided confidence level of a profile-likelihood upper limit at -2 ln L + n_sigma**2 (1.645 -> 0.95)."
-    from scipy.stats import norm
-    return float(norm.cdf(n_sigma))
-
-_CONTAINMENT_K = {0.68: np.sqrt(-2 * np.log(1 - 0.68)), 0.95: np.sqrt(-2 * np.log(1 - 0.95))}   # 2D Gaussian radii, in sigma
-
 
 # %% ../nbs/30_fermi.ipynb #c035
 def run_fermipy(config_path, target: str, out_dir, *, free_radius: float = 3.0, lc_bin_days: float = 365.25,
-                ts_curv_min: float = TS_CURV_MIN) -> dict:
-    "fermipy's GTAnalysis on `config_path`: fit, localize, curvature (PL/LP/PLEC4), SED, TS and residual maps, light curve."
+                ts_curv_min: float = TS_CURV_MIN, job_dir=None, stop_after: str = None) -> dict:
+    """fermipy's GTAnalysis on `config_path`, run from the config's folder, by stages checkpointed in `job_dir` (and by fermipy's
+    write_roi): ROI fit, localize + curvature, SED + TS/residual maps, light curve. A rerun resumes after the last finished stage."""
     import yaml
     config = yaml.safe_load(Path(config_path).read_text())
-    check_fermipy_inputs(config, Path(config_path).parent)  # before anything slow, by fermipy's path rules
+    where = Path(config_path).resolve().parent              # fermipy runs there: the config's relative paths start there
+    check_fermipy_inputs(config, where, cwd=where)           # before anything slow, by fermipy's path rules
     try: from fermipy.gtanalysis import GTAnalysis
     except ImportError as e: raise EngineUnavailableError(f"fermipy GTAnalysis needs the Fermi ScienceTools: {e}") from e
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    gta = GTAnalysis(str(config_path), logging={"verbosity": 3})
+    out_dir = Path(out_dir).resolve(); out_dir.mkdir(parents=True, exist_ok=True)
+    args = dict(config=str(where / Path(config_path).name), target=target, free_radius=free_radius, lc_bin_days=lc_bin_days,
+                ts_curv_min=ts_curv_min, outdir=str(where / (config.get("fileio", {}).get("outdir") or ".")))
+    ctx = {"args": args, "args_key": _args_key(args), "_GTAnalysis": GTAnalysis}
+    with working_dir(where):
+        ctx = run_stages(job_dir or out_dir / "job", FERMIPY_STAGES, ctx, stop_after=stop_after)
+    return ctx.get("result", {"stopped_after": stop_after})
+
+FIT_QUALITY_OK = 3           # fermipy/MINUIT: full accurate covariance; the published successor fits with min_fit_quality=3
+PRUNE_TS, PRUNE_NPRED = 25.0, 5.0   # the successor deletes sources with TS < 25 or npred < 5 after the first optimize
+
+def _fit_checked(gta, what: str) -> dict:
+    "gta.fit(min_fit_quality=3); ConfigError naming the step when the fit quality stays below 3."
+    fit = gta.fit(min_fit_quality=FIT_QUALITY_OK)
+    if fit.get("fit_quality", 0) != FIT_QUALITY_OK:
+        raise ConfigError(f"fermipy fit ({what}) ended with fit_quality {fit.get('fit_quality')} (needs {FIT_QUALITY_OK}): "
+                          "fix the ROI model (free fewer sources, check the diffuse models) before going on")
+    return fit
+
+def _gta(ctx, checkpoint: str):
+    "The live GTAnalysis of this run, or one restored from fermipy's `checkpoint` (write_roi) when the job resumed."
+    if ctx.get("_gta") is not None: return ctx["_gta"]
+    path = Path(ctx["args"]["outdir"]) / f"{checkpoint}.npy"
+    if not path.exists(): raise MissingInputError(f"fermipy checkpoint {path} is missing: delete the job folder and start again")
+    ctx["_gta"] = ctx["_GTAnalysis"].create(str(path))
+    return ctx["_gta"]
+
+def _fp_roi_fit(ctx):
+    "Stage: setup (gtltcube...), optimize, the successor's pruning, free norms within free_radius, fit (quality 3); checkpoint roi_fit."
+    a = ctx["args"]
+    gta = ctx["_gta"] = ctx["_GTAnalysis"](a["config"], logging={"verbosity": 3})
     gta.setup()
     gta.optimize()
-    if target not in gta.roi:   # never fit another catalog source in its place (for B0453-685 that would be the blazar candidate 4FGL J0511.4-6804, 1.7 deg away)
-        raise ConfigError(f"{target!r} is not in the fermipy model: add it to model.sources (mwnb.fermi.fermipy_config does)")
-    name = gta.roi.get_source_by_name(target).name
-    gta.free_sources(distance=free_radius, pars="norm")
+    gta.delete_sources(minmax_ts=[-1, PRUNE_TS - 1], exclude=["galdiff", "isodiff", a["target"]])
+    gta.delete_sources(minmax_npred=[-1, PRUNE_NPRED], exclude=["galdiff", "isodiff", a["target"]])
+    if a["target"] not in gta.roi:   # never fit another catalog source in its place (for B0453-685 that would be the blazar candidate 4FGL J0511.4-6804, 1.7 deg away)
+        raise ConfigError(f"{a['target']!r} is not in the fermipy model: add it to model.sources (mwnb.fermi.fermipy_config does)")
+    name = gta.roi.get_source_by_name(a["target"]).name
+    gta.free_sources(distance=a["free_radius"], pars="norm")
     gta.free_source("galdiff"); gta.free_source("isodiff")
     gta.free_source(name)
-    fit = gta.fit()
+    fit = _fit_checked(gta, "ROI with the target")
+    gta.write_roi("roi_fit", make_plots=True)
+    return {"name": name, "fit": {k: fit.get(k) for k in ("fit_quality", "loglike", "fit_status")}}
+
+def _fp_target(ctx):
+    "Stage: localize, curvature (PL/LP/PLEC4), the chosen shape refitted; checkpoint target_fit."
+    gta, name, a = _gta(ctx, "roi_fit"), ctx["name"], ctx["args"]
     loc = gta.localize(name, update=True, make_plots=True)
     curv = gta.curvature(name)
     loglike = {"PowerLaw": float(curv["loglike_pl"]), "LogParabola": float(curv["loglike_lp"]),
                "PLSuperExpCutoff4": float(curv["loglike_ple"])}
     ts_curv = {m: 2 * (ll - loglike["PowerLaw"]) for m, ll in loglike.items()}
     best = max(ts_curv, key=ts_curv.get)
-    best = best if ts_curv[best] >= ts_curv_min else "PowerLaw"
+    best = best if ts_curv[best] >= a["ts_curv_min"] else "PowerLaw"
     if best != "PowerLaw":   # keep the chosen shape for the SED and light curve
         gta.set_source_spectrum(name, spectrum_type=best)
-        gta.free_source(name); gta.fit()
+        gta.free_source(name); _fit_checked(gta, f"target with {best}")
+    gta.write_roi("target_fit", make_plots=True)
+    loc_keys = ("ra", "dec", "pos_err_semimajor", "pos_err_semiminor", "pos_angle", "pos_r68", "pos_r95")
+    n_free = {"PowerLaw": 2, "LogParabola": 3, "PLSuperExpCutoff4": 3}
+    return {"best": best, "localisation": {**{k: float(loc[k]) for k in loc_keys}, "ra_err": np.nan, "dec_err": np.nan},
+            "spectral_models": [{"model": m, "n_free": n_free[m], "stat": -2 * ll, "loglike": ll, "ts": np.nan, "ts_curv": ts_curv[m],
+                                 "success": True, "chosen": m == best} for m, ll in loglike.items()]}
+
+def _fp_sed_maps(ctx):
+    "Stage: SED (95% upper limits), TS map without the target, residual map."
+    gta, name = _gta(ctx, "target_fit"), ctx["name"]
     sed = gta.sed(name, ul_confidence=UL_CONFIDENCE, make_plots=True)
     tsmap = gta.tsmap("tsmap", model={"SpatialModel": "PointSource", "Index": 2.0}, exclude=[name], make_plots=True)
     resid = gta.residmap("resid", model={"SpatialModel": "PointSource", "Index": 2.0}, make_plots=True)
-    lc = gta.lightcurve(name, binsz=lc_bin_days * 86400.0, make_plots=True)
-    gta.write_roi("fit", make_plots=True)
+    return {"sed": fermipy_sed_table(sed), "tsmap": tsmap["ts"], "residmap": resid["sigma"]}
+
+def _fp_lightcurve(ctx):
+    "Stage: the light curve in lc_bin_days bins, and the result."
+    gta, name, a = _gta(ctx, "target_fit"), ctx["name"], ctx["args"]
+    lc = gta.lightcurve(name, binsz=a["lc_bin_days"] * 86400.0, make_plots=True)
     src = gta.roi[name]
-    n_free = {"PowerLaw": 2, "LogParabola": 3, "PLSuperExpCutoff4": 3}
-    compare = [{"model": m, "n_free": n_free[m], "stat": -2 * ll, "loglike": ll, "ts": np.nan, "ts_curv": ts_curv[m],
-                "success": True, "chosen": m == best} for m, ll in loglike.items()]
-    loc_keys = ("ra", "dec", "pos_err_semimajor", "pos_err_semiminor", "pos_angle", "pos_r68", "pos_r95")
-    return {"engine": "fermipy", "source": name, "ts": float(src["ts"]), "spectral_model": best, "spectral_models": compare,
-            "ts_curv_min": ts_curv_min, "localisation": {**{k: float(loc[k]) for k in loc_keys}, "ra_err": np.nan, "dec_err": np.nan},
-            "parameters": fermipy_parameters(src), "flux": float(src["flux"]), "flux_err": float(src["flux_err"]),
-            "eflux": float(src["eflux"]), "eflux_err": float(src["eflux_err"]),
-            "sed": fermipy_sed_table(sed), "tsmap": tsmap["ts"], "residmap": resid["sigma"], "lightcurve": fermipy_lightcurve_table(lc),
-            "fit": fit}
+    return {"result": {"engine": "fermipy", "source": name, "ts": float(src["ts"]), "spectral_model": ctx["best"],
+                       "spectral_models": ctx["spectral_models"], "ts_curv_min": a["ts_curv_min"], "localisation": ctx["localisation"],
+                       "parameters": fermipy_parameters(src), "flux": float(src["flux"]), "flux_err": float(src["flux_err"]),
+                       "eflux": float(src["eflux"]), "eflux_err": float(src["eflux_err"]), "sed": ctx["sed"], "tsmap": ctx["tsmap"],
+                       "residmap": ctx["residmap"], "lightcurve": fermipy_lightcurve_table(lc), "fit": ctx["fit"]}}
+
+FERMIPY_STAGES = (("roi_fit", _fp_roi_fit), ("target", _fp_target), ("sed_maps", _fp_sed_maps), ("lightcurve", _fp_lightcurve))
 
 def fermipy_parameters(src) -> "Table":
     "Every spectral parameter of a fermipy source with its error (the scale applied), as a table."
@@ -534,7 +607,6 @@ def fermipy_lightcurve_table(lc: dict) -> "QTable":
     t.meta.update({"engine": "fermipy", "ul": UL_LABEL, "ul_cl": UL_CONFIDENCE, "is_ul": f"TS < {TS_DETECT:g}"})
     return t
 
-
 # %% ../nbs/30_fermi.ipynb #c038
 def _read_map(uri):
     from gammapy.maps import Map
@@ -546,164 +618,6 @@ def lat_energy_axis(emin=1e4, emax=2e6, nbin: int = 5):
     import astropy.units as u
     from gammapy.maps import MapAxis
     return MapAxis.from_energy_bounds(u.Quantity(emin, "MeV"), u.Quantity(emax, "MeV"), nbin=nbin, name="energy")
-
-
-# %% ../nbs/30_fermi.ipynb #c039
-def _read_events(uri):
-    from astropy.table import Table
-    from mwnb.cloud import open_fits
-    with open_fits(str(uri)) as h:
-        ev, gti = Table(h["EVENTS"].data), Table(h["GTI"].data)
-        head = dict(h["EVENTS"].header)
-    return ev, gti, head
-
-
-def _event_coords(ev, frame):
-    from astropy.coordinates import SkyCoord
-    return (SkyCoord(ev["L"], ev["B"], unit="deg", frame="galactic") if frame == "galactic"
-            else SkyCoord(ev["RA"], ev["DEC"], unit="deg", frame="icrs"))
-
-
-def _catalog_positions(catalog):
-    from astropy.table import Table
-    from astropy.coordinates import SkyCoord
-    t = Table.read(catalog, hdu=1)
-    return SkyCoord(t["RAJ2000"], t["DEJ2000"], unit="deg")
-
-
-def gti_overlap(gti, tmin: float, tmax: float) -> float:
-    "Seconds of good time between MET `tmin` and `tmax`."
-    start, stop = np.asarray(gti["START"], float), np.asarray(gti["STOP"], float)
-    return float(np.clip(np.minimum(stop, tmax) - np.maximum(start, tmin), 0, None).sum())
-
-
-def lat_products_from_images(events, counts, exposure, background, psf, out_dir, *, catalog, irf_dataset=None,
-                             center=None, width=None, energy_axis=None, mask_radius=0.3, time_bin_days=None) -> dict:
-    """ScienceTools-format LAT files (gtbin counts cube, gtexpcube2 exposure cube, gtpsf PSF, gtmodel-like background
-    cube of the diffuse emission) from 2D images of counts, exposure, diffuse background and PSF plus the event list."""
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from gammapy.maps import Map, MapAxis, RegionGeom
-    from gammapy.irf import PSFMap
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    eax = energy_axis or lat_energy_axis()
-    counts2d, expo2d, bkg2d = (_read_map(x) for x in (counts, exposure, background))
-    if center is not None and width is not None:
-        counts2d, expo2d, bkg2d = (m.cutout(center, width=u.Quantity(width, "deg")) for m in (counts2d, expo2d, bkg2d))
-    geom = counts2d.geom.to_cube([eax])
-    ev, gti, head = _read_events(events)
-    frame = geom.frame
-    pos = _event_coords(ev, frame)
-    energy = np.asarray(ev["ENERGY"], float) * u.MeV
-    ccube = Map.from_geom(geom, unit="")
-    ccube.fill_by_coord({"skycoord": pos, "energy": energy})
-    # the background's energy distribution: events far from every catalog source of the field (no source counts)
-    cat = _catalog_positions(catalog)
-    field = geom.to_image()
-    in_field = field.contains(pos)
-    cat_in = cat[field.contains(cat.transform_to(frame)) | (field.center_skydir.separation(cat) < (max(field.width.to_value("deg")) * u.deg))]
-    far = in_field.copy()
-    if len(cat_in):
-        from astropy.coordinates import match_coordinates_sky
-        _, sep, _ = match_coordinates_sky(pos.icrs, cat_in.icrs)
-        far &= sep.deg > mask_radius
-    shape, _ = np.histogram(energy[far].to_value("MeV"), bins=eax.edges.to_value("MeV"))
-    if shape.sum() < 10 * eax.nbin:
-        raise BadInputFileError(f"only {shape.sum()} events are more than {mask_radius} deg from every catalog source: "
-                                "too few for the background's energy distribution (lower mask_radius)")
-    bkg = Map.from_geom(geom, data=bkg2d.data[None].astype(float) * (shape / shape.sum())[:, None, None])
-    # exposure at the energy nodes (gtexpcube2 layout): the image, times the energy shape of the IRF dataset's exposure
-    nodes = MapAxis.from_nodes(eax.edges, name="energy", interp="log")   # gtexpcube2 writes an 'energy' axis of nodes
-    e_shape, psf_how = np.ones(nodes.nbin), "the PSF image, the same at every energy"
-    irf = None
-    if irf_dataset is not None:
-        from gammapy.datasets import MapDataset
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            irf = MapDataset.read(irf_dataset, format="gadf")
-        ex = irf.exposure
-        e_mean = np.nanmean(ex.data, axis=(1, 2))
-        e_true = ex.geom.axes["energy_true"].center.to_value("MeV")
-        interp = np.exp(np.interp(np.log(nodes.center.to_value("MeV")), np.log(e_true), np.log(e_mean)))
-        e_shape = interp / interp.mean()
-    expo = Map.from_geom(counts2d.geom.to_cube([nodes]), unit="cm2 s",
-                         data=expo2d.data[None].astype(float) * e_shape[:, None, None])
-    paths = {"counts": out_dir / "ccube.fits", "exposure": out_dir / "bexpmap.fits",
-             "background": out_dir / "bkg_cube.fits", "psf": out_dir / "psf.fits"}
-    ccube.write(paths["counts"], format="fgst-ccube", overwrite=True)
-    expo.write(paths["exposure"], format="fgst-template", overwrite=True)
-    bkg.write(paths["background"], format="fgst-ccube", overwrite=True)
-    if irf is not None:
-        pm = irf.psf.psf_map
-        psf_geom = RegionGeom.create(region=None, axes=[pm.geom.axes["rad"], pm.geom.axes["energy_true"]])
-        psf_map = Map.from_geom(psf_geom, data=pm.data[:, :, :1, :1].copy(), unit=pm.unit)
-        ee = irf.psf.exposure_map
-        psf_expo = Map.from_geom(psf_geom.squash("rad"), data=ee.data[:, :, :1, :1].copy(), unit=ee.unit)
-        psf_how = f"the energy-dependent PSF of {Path(str(irf_dataset)).name} at its centre"
-    else:
-        etrue = MapAxis.from_nodes(eax.edges, name="energy_true", interp="log")
-        psf_map, psf_expo = _psf_from_image(_read_map(psf), etrue, float(np.mean(expo2d.data)))
-    PSFMap(psf_map, psf_expo).write(paths["psf"], format="gtpsf", overwrite=True)
-    exposure_how = ("the exposure image at every energy" if irf is None else
-                    f"the exposure image times the energy shape of {Path(str(irf_dataset)).name}'s mean exposure (mean 1)")
-    approx = {"counts": "exact: the events binned (gtbin CCUBE layout)",
-              "exposure": f"approximate: {exposure_how}",
-              "psf": f"approximate: {psf_how}",
-              "background": (f"approximate: the diffuse-model image (no sources) spread over energy as the "
-                             f"{int(shape.sum())} events more than {mask_radius} deg from every catalog source"),
-              "edisp": "none: the stand-in inputs carry no energy dispersion"}
-    for key, p in paths.items(): _label_demo(p, f"mwnb.fermi.lat_products_from_images: {approx[key]}")
-    paths["approximations"] = approx
-    if time_bin_days:
-        paths["time_bins"] = _time_split(ev, pos, energy, gti, head, geom, expo, float(time_bin_days), out_dir)
-        approx["time_bins"] = ("approximate: per time bin the events binned and the exposure cube scaled by the bin's share "
-                               "of the good time (GTI): exposure assumed to accrue uniformly over good time")
-    return paths
-
-
-def _time_split(ev, pos, energy, gti, head, geom, expo, days, out_dir):
-    from gammapy.maps import Map
-    tstart, tstop = float(head.get("TSTART", gti["START"].min())), float(head.get("TSTOP", gti["STOP"].max()))
-    edges = np.arange(tstart, tstop, days * 86400.0)
-    edges = np.append(edges, tstop) if tstop - edges[-1] > 0 else edges
-    total = gti_overlap(gti, tstart, tstop)
-    t = np.asarray(ev["TIME"], float)
-    bins = []
-    for i, (t0, t1) in enumerate(zip(edges[:-1], edges[1:])):
-        sel = (t >= t0) & (t < t1)
-        frac = gti_overlap(gti, t0, t1) / total
-        c = Map.from_geom(geom, unit="")
-        c.fill_by_coord({"skycoord": pos[sel], "energy": energy[sel]})
-        p = {"tstart": t0, "tstop": t1, "gti_fraction": frac, "counts": out_dir / f"ccube_t{i:02d}.fits",
-             "exposure": out_dir / f"bexpmap_t{i:02d}.fits"}
-        c.write(p["counts"], format="fgst-ccube", overwrite=True)
-        Map.from_geom(expo.geom, data=expo.data * frac, unit=expo.unit).write(p["exposure"], format="fgst-template", overwrite=True)
-        bins.append(p)
-    return bins
-
-
-def _psf_from_image(psf_image, etrue, expo_value):
-    import astropy.units as u
-    from gammapy.maps import Map, MapAxis, RegionGeom
-    data = psf_image.data.astype(float)
-    ny, nx = data.shape
-    yy, xx = np.indices(data.shape)
-    binsz = abs(psf_image.geom.pixel_scales[0].to_value("deg"))
-    r = np.round(np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2) * binsz, 6)
-    nodes = np.unique(r[r <= binsz * (min(nx, ny) - 1) / 2])
-    per_sr = np.array([data[r == n].mean() for n in nodes]) / (data.sum() * np.radians(binsz) ** 2)
-    g = RegionGeom.create(region=None, axes=[MapAxis.from_nodes(nodes * u.deg, name="rad"), etrue])
-    psf_map = Map.from_geom(g, data=np.broadcast_to(per_sr[None, :, None, None], g.data_shape).copy(), unit="sr-1")
-    psf_expo = Map.from_geom(g.squash("rad"), data=np.full(g.squash("rad").data_shape, expo_value), unit="cm2 s")
-    return psf_map, psf_expo
-
-
-def _label_demo(path, how):
-    from astropy.io import fits
-    with fits.open(path, mode="update") as h:
-        h[0].header["MWNBPROD"] = how[:68]       # the full text in HISTORY
-        h[0].header.add_history(how)
-
 
 # %% ../nbs/30_fermi.ipynb #c042
 def read_lat_dataset(paths: dict, name: str = "lat"):
@@ -751,13 +665,6 @@ def lat_diffuse_models(galdiff, isodiff, *, cutout=None):
     iso._name = "isodiff"
     return [gal, iso]
 
-def brightest_excess(dataset, smooth_pix: float = 2.0) -> "SkyCoord":
-    "Sky position of the peak of smoothed (counts - background) summed over energy."
-    from scipy.ndimage import gaussian_filter
-    excess = gaussian_filter((dataset.counts.data - dataset.background.data).sum(axis=0), smooth_pix)
-    iy, ix = np.unravel_index(np.argmax(excess), excess.shape)
-    return dataset.counts.geom.to_image().get_coord().skycoord[iy, ix]
-
 # %% ../nbs/30_fermi.ipynb #c045
 def _template_dirs(extdir=None):
     from mwnb.fermi import _fermipy_data_dir, CATALOG_TEMPLATES
@@ -767,16 +674,39 @@ def _template_dirs(extdir=None):
     return dirs
 
 
+NORM_PARAMETERS = ("amplitude", "norm")   # gammapy's names of a spectral model's normalisation
+
+def normalisation_parameter(spectral):
+    "The normalisation Parameter of a gammapy spectral model, found by name (`amplitude`, or `norm` for the Norm models)."
+    p = next((p for p in spectral.parameters if p.name in NORM_PARAMETERS), None)
+    if p is None: raise BadParameterError(f"{type(spectral).__name__} has no parameter named one of {NORM_PARAMETERS} "
+                                          f"(it has {spectral.parameters.names})")
+    return p
+
+def free_parameter_names(model) -> str:
+    "Comma-separated names of the free parameters of a SkyModel (in its own order: spectral, then spatial), '' when none is free."
+    return ",".join(p.name for p in model.parameters if not p.frozen)
+
+def _target_model(target, position, index, reference):
+    "The new power-law point source at `position`: lon_0, lat_0, index and amplitude free, the reference energy fixed."
+    import astropy.units as u
+    from gammapy.modeling.models import SkyModel, PowerLawSpectralModel, PointSpatialModel
+    p = position.icrs
+    spectral = PowerLawSpectralModel(index=index, amplitude=1e-13 * u.Unit("cm-2 s-1 TeV-1"), reference=u.Quantity(reference, "GeV"))
+    spatial = PointSpatialModel(lon_0=p.ra, lat_0=p.dec, frame="icrs")
+    for par in (spatial.lon_0, spatial.lat_0, spectral.index, spectral.amplitude): par.frozen = False
+    spectral.reference.frozen = True
+    return SkyModel(spectral, spatial, name=target)
+
 def lat_roi_models(catalog, target: str, position, *, center=None, width=10.0, margin=1.0, extdirs=(),
                    free_radius: float = 1.0, exclude=(), index: float = 2.0, reference=30.0):
     """gammapy Models of an ROI: `target` a new power-law point source at `position` (position, index, amplitude free) on top of
     the catalog's sources in the ROI (+`margin` deg; 4FGL spectra; extended templates from `extdirs` or fermipy's data),
-    normalisations free within `free_radius` deg of the target, all else fixed; table of the components."""
+    normalisations free within `free_radius` deg of the target, all else fixed; table of the components and their free parameters."""
     import astropy.units as u
-    from astropy.coordinates import SkyCoord
     from astropy.table import Table
     from gammapy.catalog import SourceCatalog4FGL
-    from gammapy.modeling.models import (SkyModel, PowerLawSpectralModel, PointSpatialModel, TemplateSpatialModel, Models)
+    from gammapy.modeling.models import SkyModel, PointSpatialModel, TemplateSpatialModel, Models
     center = position if center is None else center
     width = u.Quantity(width, "deg")
     with warnings.catch_warnings():
@@ -816,25 +746,23 @@ def lat_roi_models(catalog, target: str, position, *, center=None, width=10.0, m
                     spatial = TemplateSpatialModel.read(str(template), normalize=True)
                 else: spatial = src.spatial_model()
         spatial.freeze()
-        for p in spectral.parameters: p.frozen = True
+        spectral.freeze()
         free = sep_t[i].deg <= free_radius
-        norm = spectral.parameters[0]   # amplitude (PowerLaw, LogParabola, PLSuperExpCutoff4): the normalisation
-        norm.frozen = not free
-        models.append(SkyModel(spectral, spatial, name=name))
+        # by name: PowerLaw and ExpCutoffPowerLaw start with `index`, LogParabola and the super-exponential models with `amplitude`
+        normalisation_parameter(spectral).frozen = not free
+        model = SkyModel(spectral, spatial, name=name)
+        models.append(model)
         rows.append((name, src.data["SpectrumType"].strip(), "template" if template else ("point" if src.is_pointlike else spatial.tag[0]),
-                     float(sep_t[i].deg), bool(free), str(template.name) if template else ""))
-    p = position.icrs
-    spectral = PowerLawSpectralModel(index=index, amplitude=1e-13 * u.Unit("cm-2 s-1 TeV-1"), reference=u.Quantity(reference, "GeV"))
-    spatial = PointSpatialModel(lon_0=p.ra, lat_0=p.dec, frame="icrs")
-    target_model = SkyModel(spectral, spatial, name=target)
-    table = Table(rows=[(target, "PowerLaw", "point", 0.0, True, "")] + rows,
-                  names=["name", "spectrum", "spatial", "sep_target", "free_norm", "template"],
-                  dtype=[str, str, str, float, bool, str])
+                     float(sep_t[i].deg), bool(free), free_parameter_names(model), str(template.name) if template else ""))
+    target_model = _target_model(target, position, index, reference)
+    table = Table(rows=[(target, "PowerLaw", "point", 0.0, True, free_parameter_names(target_model), "")] + rows,
+                  names=["name", "spectrum", "spatial", "sep_target", "free_norm", "free_parameters", "template"],
+                  dtype=[str, str, str, float, bool, str, str])
     table["sep_target"].unit = u.deg
     table.meta.update({"catalog": Path(str(catalog)).name, "excluded": excluded, "free_radius_deg": free_radius,
-                       "note": f"{target} is a new source; catalog sources fixed at their catalog spectra, norms free within {free_radius} deg"})
+                       "note": f"{target} is a new source (position, index, amplitude free); catalog sources fixed at their "
+                               f"catalog spectra, only their normalisations (by name: {', '.join(NORM_PARAMETERS)}) free within {free_radius} deg"})
     return Models([target_model] + models), table
-
 
 # %% ../nbs/30_fermi.ipynb #c048
 class _QuietEvaluator:
@@ -893,7 +821,7 @@ def localisation(source) -> dict:
     err = np.sqrt(a * b)
     return {"ra": sp.lon_0.value, "dec": sp.lat_0.value, "ra_err": float(np.sqrt(cov[0, 0])), "dec_err": float(np.sqrt(cov[1, 1])),
             "pos_err_semimajor": float(a), "pos_err_semiminor": float(b), "pos_angle": float(angle),
-            "pos_r68": float(err * _CONTAINMENT_K[0.68]), "pos_r95": float(err * _CONTAINMENT_K[0.95])}
+            "pos_r68": float(err * containment_factor(0.68)), "pos_r95": float(err * containment_factor(0.95))}
 
 
 def _spectral_candidates(pl):
@@ -959,7 +887,6 @@ def fit_lat_roi(dataset, models, target: str, *, cutout_width=None, ts_curv_min:
             "stat_null": stat_null, "ts": stat_null - float(ds.stat_sum()), "ts_pl": stat_null - stat_pl,
             "localisation": loc, "spectral_models": compare, "spectral_model": best, "ts_curv_min": ts_curv_min,
             "index": float(pl.index.value), "index_err": float(pl.index.error), "position": pos.position}
-
 
 # %% ../nbs/30_fermi.ipynb #c051
 def lat_sed(fit: dict, *, n_sigma_ul: float = UL_N_SIGMA, reoptimize: bool = True) -> "QTable":
@@ -1088,7 +1015,6 @@ def lat_light_curve(fit: dict, time_bins: list, *, width=3.0, n_sigma_ul: float 
                      "ul_cl": one_sided_cl(n_sigma_ul), "fixed": "the target's spectral shape and position and every other component fixed at the ROI fit"})
     return out
 
-
 # %% ../nbs/30_fermi.ipynb #c057
 def plot_sed(sed: "QTable", path=None, title: str = None):
     "E^2 dN/dE flux points with errors and upper limits (their confidence level from the table); saved to `path`."
@@ -1110,26 +1036,40 @@ def plot_sed(sed: "QTable", path=None, title: str = None):
     return fig
 
 
+def _energy_range(e_min, e_max) -> str:
+    "'10-2000 GeV' from two energies given as Quantities or strings such as '10000.00000000001 MeV' (rounded to 4 digits)."
+    import astropy.units as u
+    lo, hi = (u.Quantity(e).to_value(u.GeV) for e in (e_min, e_max))
+    return f"{float(f'{lo:.4g}'):g}-{float(f'{hi:.4g}'):g} GeV"
+
+def _sky_axis_labels(ax):
+    "Axis labels in words with units for a WCSAxes in Galactic or equatorial coordinates (not the FITS UCD such as pos.galactic.lon)."
+    galactic = ax.wcs.wcs.ctype[0].startswith("GLON")
+    names = ("Galactic longitude", "Galactic latitude") if galactic else ("Right ascension (ICRS)", "Declination (ICRS)")
+    for c, name in zip(ax.coords, names): c.set_axislabel(f"{name} [deg]")
+
 def plot_ts_map(tsmap, path=None, localisation: dict = None, title: str = "TS map"):
     "TS map image with WCS axes, and the fitted position with its 95% ellipse; saved to `path`."
+    import textwrap
     from matplotlib.figure import Figure
     from matplotlib.patches import Ellipse
     wcs = tsmap.geom.to_image().wcs if hasattr(tsmap, "geom") else tsmap.wcs  # gammapy or fermipy map
     data = np.asarray(tsmap.data)
     fig = Figure(figsize=(5.5, 4.8)); ax = fig.add_subplot(projection=wcs)
     im = ax.imshow(data[0] if data.ndim == 3 else data, origin="lower", cmap="inferno")
-    fig.colorbar(im, ax=ax, label="TS")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="test statistic TS (dimensionless)")
+    _sky_axis_labels(ax)
     if localisation and np.isfinite(localisation.get("ra", np.nan)):
         t = ax.get_transform("icrs")
         ax.plot(localisation["ra"], localisation["dec"], "c+", ms=12, mew=1.5, transform=t, label="fitted position")
         if np.isfinite(localisation.get("pos_err_semimajor", np.nan)):
-            k = _CONTAINMENT_K[0.95]
+            k = containment_factor(0.95)
             cosd = np.cos(np.radians(localisation["dec"]))
             ax.add_patch(Ellipse((localisation["ra"], localisation["dec"]), 2 * k * localisation["pos_err_semiminor"] / cosd,
                                  2 * k * localisation["pos_err_semimajor"], angle=-localisation["pos_angle"], fill=False,
                                  ec="c", transform=t, label="95% ellipse"))
-        ax.legend(fontsize=8)
-    ax.set(title=title)
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(textwrap.fill(title, 42, break_on_hyphens=False), fontsize=10)   # wrapped: a long title would run into the colorbar
     if path: fig.savefig(path, dpi=110, bbox_inches="tight")
     return fig
 
@@ -1138,15 +1078,17 @@ def plot_lat_maps(maps: dict, path=None, title: str = ""):
     "Counts, model counts and residual significance side by side; saved to `path`."
     from matplotlib.figure import Figure
     wcs = maps["counts"].geom.wcs
-    fig = Figure(figsize=(14, 4.4))
-    for i, (key, label, cmap) in enumerate([("counts", "counts", "viridis"), ("model", "model counts", "viridis"),
-                                             ("residual", f"residual significance ({maps['smooth_deg']:g} deg smoothing)", "RdBu_r")]):
+    fig = Figure(figsize=(15, 4.8), layout="constrained")   # constrained: colorbar labels never run into the next panel's axis
+    panels = [("counts", "counts", "counts per pixel", "viridis"), ("model", "model counts", "model counts per pixel", "viridis"),
+              ("residual", f"residual ({maps['smooth_deg']:g} deg smoothing)", "residual significance [sigma]", "RdBu_r")]
+    for i, (key, name, unit, cmap) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1, projection=wcs)
-        d = maps[key].data
         kw = {"vmin": -5, "vmax": 5} if key == "residual" else {"vmin": 0, "vmax": np.nanpercentile(maps["counts"].data, 99.5)}
-        im = ax.imshow(d, origin="lower", cmap=cmap, **kw)
-        fig.colorbar(im, ax=ax, shrink=0.8, label=label)
-        ax.set_title(label)
+        im = ax.imshow(maps[key].data, origin="lower", cmap=cmap, **kw)
+        fig.colorbar(im, ax=ax, shrink=0.85, label=unit)
+        _sky_axis_labels(ax)
+        if i: ax.coords[1].set_axislabel("")   # the latitude label once, on the left panel
+        ax.set_title(name)
     fig.suptitle(title)
     if path: fig.savefig(path, dpi=100, bbox_inches="tight")
     return fig
@@ -1160,16 +1102,17 @@ def plot_light_curve(lc: "QTable", path=None, title: str = None):
     t0, t1 = lc["mjd_start"].to_value(u.d), lc["mjd_stop"].to_value(u.d)
     mid, half = (t0 + t1) / 2, (t1 - t0) / 2
     det, ul = ~np.asarray(lc["is_ul"]), np.asarray(lc["is_ul"])
-    ax.errorbar(mid[det], lc["flux"][det].value, yerr=np.abs(lc["flux_err"][det].value), xerr=half[det], fmt="o", label="flux")
+    ax.errorbar(mid[det], lc["flux"][det].value, yerr=np.abs(lc["flux_err"][det].value), xerr=half[det], fmt="o",
+                label=f"flux per bin ({lc.meta.get('is_ul', 'TS < 4').replace('<', '>=')})")
     if ul.any():
         ax.errorbar(mid[ul], lc["flux_ul"][ul].value, yerr=0.2 * np.abs(lc["flux_ul"][ul].value), xerr=half[ul], uplims=True, fmt="v",
                     color="C3", label=lc.meta.get("ul", UL_LABEL).split(" (")[0])
-    ax.set(xlabel="MJD", ylabel=f"flux {lc.meta.get('e_min', '')}-{lc.meta.get('e_max', '')} [cm$^{{-2}}$ s$^{{-1}}$]",
-           title=title or f"{lc.meta.get('source', '')} light curve")
-    ax.legend(fontsize=8)
+    band = _energy_range(lc.meta["e_min"], lc.meta["e_max"]) if lc.meta.get("e_min") and lc.meta.get("e_max") else "LAT band"
+    ax.set(xlabel="time [MJD]", ylabel="photon flux [cm$^{-2}$ s$^{-1}$]",
+           title=title or f"{lc.meta.get('source', '')} light curve, {band}")
+    ax.legend(fontsize=8, loc="best")
     if path: fig.savefig(path, dpi=110, bbox_inches="tight")
     return fig
-
 
 # %% ../nbs/30_fermi.ipynb #c055
 def lat_fit_tables(fit: dict) -> dict:
@@ -1211,6 +1154,68 @@ def lat_fit_tables(fit: dict) -> dict:
     params.meta["note"] = "the free parameters of the final ROI fit (position errors: see lat_target.ecsv)"
     return {"target": target, "spectral_models": models, "parameters": params}
 
+# %% ../nbs/30_fermi.ipynb #c058k
+LAT_JOB_FILE = "lat_job.json"
+
+def lat_job_state(job_dir) -> dict:
+    "The job's record: stages done, status ('new', 'running', 'stopped', 'failed', 'complete'), current stage, error, pid."
+    p = Path(job_dir) / LAT_JOB_FILE
+    return json.loads(p.read_text()) if p.exists() else {"stages_done": [], "status": "new"}
+
+def _record(job_dir, **changes) -> dict:
+    state = {**lat_job_state(job_dir), **changes, "updated": time.time()}
+    write_json_atomic(Path(job_dir) / LAT_JOB_FILE, state)
+    return state
+
+def _save_checkpoint(path, ctx: dict):
+    "Pickle the stage state (keys starting with '_' are live objects, not saved) through a temporary file and os.replace."
+    import os, pickle, tempfile
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", dir=Path(path).parent)
+    try:
+        with os.fdopen(fd, "wb") as f: pickle.dump({k: v for k, v in ctx.items() if not k.startswith("_")}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+def run_stages(job_dir, stages, ctx: dict, *, stop_after: str = None, progress: bool = True) -> dict:
+    "Run `stages` [(name, fn(ctx) -> dict of new state)] in order, checkpointed in `job_dir`; resumes after the last finished stage."
+    import pickle
+    from tqdm.auto import tqdm
+    job_dir = Path(job_dir); job_dir.mkdir(parents=True, exist_ok=True)
+    names = [n for n, _ in stages]
+    if stop_after is not None and stop_after not in names: raise BadParameterError(f"stop_after={stop_after!r}: stages are {names}")
+    state = lat_job_state(job_dir)
+    done = [n for n in state.get("stages_done", []) if n in names and (job_dir / f"{n}.pkl").exists()]
+    if done:
+        saved = pickle.loads((job_dir / f"{done[-1]}.pkl").read_bytes())
+        if saved.get("args_key") != ctx.get("args_key"):
+            raise BadParameterError(f"{job_dir} holds a job with other inputs ({saved.get('args_key')}); use a new folder")
+        ctx = {**saved, **{k: v for k, v in ctx.items() if k.startswith("_")}}
+        print(f"LAT job: resuming after stage '{done[-1]}' ({len(done)} of {len(names)} done, from {done[-1]}.pkl)")
+    bar = tqdm(total=len(names), initial=len(done), desc="LAT job stages", disable=not progress)
+    try:
+        for name, fn in stages:
+            if name in done: continue
+            _record(job_dir, status="running", current=name, stages=names)
+            ctx.update(fn(ctx))
+            _save_checkpoint(job_dir / f"{name}.pkl", ctx)
+            done.append(name)
+            _record(job_dir, stages_done=done, current=None, status="complete" if len(done) == len(names) else "running")
+            bar.update(1)
+            if name == stop_after and len(done) < len(names):
+                _record(job_dir, status="stopped")
+                break
+    except BaseException as e:
+        _record(job_dir, status="failed", error=f"{type(e).__name__}: {str(e)[:300]}")
+        raise
+    finally: bar.close()
+    return ctx
+
+def _args_key(args: dict) -> str:
+    "A short fingerprint of a job's inputs (a resumed job must have the same)."
+    import hashlib
+    return hashlib.sha256(repr(sorted((k, str(v)) for k, v in args.items())).encode()).hexdigest()[:16]
 
 # %% ../nbs/30_fermi.ipynb #c060
 LAT_ST_NAMES = {"counts": ["ccube.fits", "ccube_00.fits"], "exposure": ["bexpmap.fits", "bexpmap_00.fits"],
@@ -1235,25 +1240,34 @@ def lat_gammapy_needs() -> str:
             "and bexpmap_00.fits. Put them in one folder and pass it as lat_maps_dir.")
 
 
-def run_lat_gammapy(out_dir, maps: dict, *, target: str, position, catalog, extdirs=(), exclude=(), roi_width=None,
-                    free_radius: float = 1.0, fit_width=3.0, reference=None, light_curve_width=3.0) -> dict:
-    "gammapy LAT analysis on ScienceTools products: ROI model, fit and localisation, spectral models, SED, TS/residual maps, light curve; every product written."
+def _gm_model(ctx):
+    "Stage: the dataset from the ScienceTools products and the ROI model around the target."
     import astropy.units as u
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    ds = read_lat_dataset(maps)
+    a = ctx["args"]
+    ds = read_lat_dataset(a["maps"])
     geom = ds.counts.geom
-    roi_width = roi_width or float(max(geom.width.to_value("deg").ravel()))
-    if reference is None: reference = 1.5 * geom.axes["energy"].edges[0]
-    models, roi_table = lat_roi_models(catalog, target, position, center=geom.center_skydir, width=roi_width, extdirs=extdirs,
-                                       exclude=exclude, free_radius=free_radius, reference=reference)
-    if maps.get("galdiff"):
-        models = models + lat_diffuse_models(maps["galdiff"], maps["isodiff"], cutout=(geom.center_skydir, roi_width))
-    fit = fit_lat_roi(ds, models, target, cutout_width=fit_width)
-    sed = lat_sed(fit)
-    # the whole-ROI products use the full ROI dataset with the fitted sources (the fixed ones evaluated there again)
-    full_models = [m for m in models if m.name != target] + [fit["source"]]
-    fixed, free = fixed_sources_template(ds, full_models)
+    roi_width = a["roi_width"] or float(max(geom.width.to_value("deg").ravel()))
+    reference = 1.5 * geom.axes["energy"].edges[0] if a["reference"] is None else a["reference"]
+    models, roi_table = lat_roi_models(a["catalog"], a["target"], a["position"], center=geom.center_skydir, width=roi_width,
+                                       extdirs=a["extdirs"], exclude=a["exclude"], free_radius=a["free_radius"], reference=reference)
+    if a["maps"].get("galdiff"):
+        models = models + lat_diffuse_models(a["maps"]["galdiff"], a["maps"]["isodiff"], cutout=(geom.center_skydir, roi_width))
+    return {"dataset_roi": ds, "models": models, "roi_sources": roi_table}
+
+def _gm_fit(ctx):
+    "Stage: the ROI fit, TS, localisation and spectral models of the target."
+    return {"fit": fit_lat_roi(ctx["dataset_roi"], ctx["models"], ctx["args"]["target"], cutout_width=ctx["args"]["fit_width"])}
+
+def _gm_sed(ctx):
+    "Stage: flux points."
+    return {"sed": lat_sed(ctx["fit"])}
+
+def _gm_maps(ctx):
+    "Stage: TS and residual maps over the whole ROI, with the fitted sources (the fixed ones evaluated there again)."
     from gammapy.modeling.models import Models
+    fit, ds, target = ctx["fit"], ctx["dataset_roi"], ctx["args"]["target"]
+    full_models = [m for m in ctx["models"] if m.name != target] + [fit["source"]]
+    fixed, free = fixed_sources_template(ds, full_models)
     bkg = _background_model(ds) if ds.background is not None else None
     fbkg = next((m for m in fit["dataset"].models if m.name.endswith("-bkg")), None)
     if bkg is not None and fbkg is not None:
@@ -1264,19 +1278,27 @@ def run_lat_gammapy(out_dir, maps: dict, *, target: str, position, catalog, extd
     with _QuietEvaluator():
         ds.models = Models(free + ([fixed] if fixed else []) + ([bkg] if bkg else []))
         full = {**fit, "dataset": ds}
-        tsmap = lat_ts_map(full)
-        resid = lat_residual_maps(full)
-    lc = lat_light_curve(fit, maps["time_bins"], width=light_curve_width) if maps.get("time_bins") else None
+        return {"dataset_roi": ds, "tsmap": lat_ts_map(full), "maps": lat_residual_maps(full)}
+
+def _gm_lightcurve(ctx):
+    "Stage: the light curve in the time bins of the products (none when there are none)."
+    a = ctx["args"]
+    return {"lightcurve": lat_light_curve(ctx["fit"], a["maps"]["time_bins"], width=a["light_curve_width"]) if a["maps"].get("time_bins") else None}
+
+def _gm_products(ctx):
+    "Stage: every table, map and figure written under out_dir; the result dict."
+    from astropy.io import fits
+    a, fit, out_dir = ctx["args"], ctx["fit"], Path(ctx["args"]["out_dir"])
+    sed, tsmap, resid, lc, target = ctx["sed"], ctx["tsmap"], ctx["maps"], ctx["lightcurve"], a["target"]
     tables = lat_fit_tables(fit)
     files = {"target": out_dir / "lat_target.ecsv", "spectral_models": out_dir / "lat_spectral_models.ecsv",
              "parameters": out_dir / "lat_parameters.ecsv", "roi_sources": out_dir / "lat_roi_sources.ecsv",
              "sed": out_dir / "lat_sed.ecsv", "tsmap": out_dir / "lat_tsmap.fits", "maps": out_dir / "lat_maps.fits",
              "sed_png": out_dir / "lat_sed.png", "tsmap_png": out_dir / "lat_tsmap.png", "maps_png": out_dir / "lat_maps.png"}
     for k in ("target", "spectral_models", "parameters"): tables[k].write(files[k], overwrite=True)
-    roi_table.write(files["roi_sources"], overwrite=True)
+    ctx["roi_sources"].write(files["roi_sources"], overwrite=True)
     sed.write(files["sed"], overwrite=True)
     tsmap.write(files["tsmap"], overwrite=True)
-    from astropy.io import fits
     fits.HDUList([fits.PrimaryHDU()] + [fits.ImageHDU(resid[k].data, header=resid[k].geom.wcs.to_header(), name=k.upper())
                                        for k in ("counts", "model", "residual")]).writeto(files["maps"], overwrite=True)
     plot_sed(sed, files["sed_png"]); plot_ts_map(tsmap, files["tsmap_png"], fit["localisation"], title=f"TS map (whole ROI, {target} left out)")
@@ -1284,18 +1306,35 @@ def run_lat_gammapy(out_dir, maps: dict, *, target: str, position, catalog, extd
     if lc is not None:
         files.update({"lightcurve": out_dir / "lat_lightcurve.ecsv", "lightcurve_png": out_dir / "lat_lightcurve.png"})
         lc.write(files["lightcurve"], overwrite=True); plot_light_curve(lc, files["lightcurve_png"])
-    return {**fit, "dataset_roi": ds, "sed": sed, "tsmap": tsmap, "maps": resid, "lightcurve": lc, "roi_sources": roi_table,
-            "tables": tables, "files": files}
+    return {"result": {**fit, "dataset_roi": ctx["dataset_roi"], "sed": sed, "tsmap": tsmap, "maps": resid, "lightcurve": lc,
+                       "roi_sources": ctx["roi_sources"], "tables": tables, "files": files}}
+
+GAMMAPY_STAGES = (("roi_model", _gm_model), ("roi_fit", _gm_fit), ("sed", _gm_sed), ("maps", _gm_maps),
+                  ("lightcurve", _gm_lightcurve), ("products", _gm_products))
+
+def run_lat_gammapy(out_dir, maps: dict, *, target: str, position, catalog, extdirs=(), exclude=(), roi_width=None,
+                    free_radius: float = 1.0, fit_width=3.0, reference=None, light_curve_width=3.0, job_dir=None,
+                    stop_after: str = None, progress: bool = True) -> dict:
+    """gammapy LAT analysis on ScienceTools products: ROI model, fit and localisation, spectral models, SED, TS/residual maps,
+    light curve; every product written. Checkpointed by stage in `job_dir` (default out_dir/job): a rerun resumes."""
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    args = dict(out_dir=str(out_dir.resolve()), maps=maps, target=target, position=position, catalog=str(catalog), extdirs=list(extdirs),
+                exclude=list(exclude), roi_width=roi_width, free_radius=free_radius, fit_width=fit_width, reference=reference,
+                light_curve_width=light_curve_width)
+    key = _args_key({k: v for k, v in args.items() if k != "out_dir"})
+    ctx = run_stages(job_dir or out_dir / "job", GAMMAPY_STAGES, {"args": args, "args_key": key}, stop_after=stop_after, progress=progress)
+    return ctx.get("result", {"stopped_after": stop_after, "job_dir": str(job_dir or out_dir / "job")})
 
 
 def run_lat_likelihood(out_dir, *, maps: dict = None, config_path=None, target: str = "target", position: "SkyCoord" = None,
-                       engine: str = "auto", catalog=None, **kw) -> dict:
-    "LAT likelihood with fermipy (ScienceTools present) or gammapy on ScienceTools products; every product written under `out_dir`."
+                       engine: str = "auto", catalog=None, job_dir=None, stop_after: str = None, **kw) -> dict:
+    "LAT likelihood with fermipy (ScienceTools present) or gammapy on ScienceTools products; checkpointed by stage; every product written under `out_dir`."
     out_dir = Path(out_dir)
     engine = lat_engine() if engine == "auto" else engine
     if engine == "fermipy" and config_path is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        res = run_fermipy(config_path, target, out_dir)
+        res = run_fermipy(config_path, target, out_dir, job_dir=job_dir or out_dir / "job", stop_after=stop_after)
+        if "sed" not in res: return res      # stopped before the end
         files = {"sed": out_dir / "lat_sed.ecsv", "sed_png": out_dir / "lat_sed.png", "tsmap_png": out_dir / "lat_tsmap.png",
                  "lightcurve": out_dir / "lat_lightcurve.ecsv", "lightcurve_png": out_dir / "lat_lightcurve.png",
                  "parameters": out_dir / "lat_parameters.ecsv", "spectral_models": out_dir / "lat_spectral_models.ecsv"}
@@ -1310,4 +1349,70 @@ def run_lat_likelihood(out_dir, *, maps: dict = None, config_path=None, target: 
     if catalog is None: raise MissingInputError("the gammapy engine needs the 4FGL catalog file (catalog=...; FERMI_INPUTS says where to get it)")
     if position is None: raise BadParameterError("position: the target's position is needed (the ROI is centred on it)")
     print(f"LAT likelihood engine: gammapy (fermipy/ScienceTools {'not importable' if engine != 'fermipy' else 'need a config'})")
-    return run_lat_gammapy(out_dir, maps, target=target, position=position, catalog=catalog, **kw)
+    return run_lat_gammapy(out_dir, maps, target=target, position=position, catalog=catalog, job_dir=job_dir, stop_after=stop_after, **kw)
+
+
+def start_lat_job(job_dir, **kw) -> dict:
+    "Start `run_lat_likelihood(**kw)` in a separate process checkpointed in `job_dir`; returns at once. A finished job is not run again; a stopped one resumes."
+    import os, pickle, subprocess, sys
+    job_dir = Path(job_dir).resolve(); job_dir.mkdir(parents=True, exist_ok=True)
+    state = lat_job_state(job_dir)
+    if state.get("status") == "complete" and (job_dir / f"{state['stages_done'][-1]}.pkl").exists(): return state
+    if state.get("status") == "running" and _alive(state.get("pid")): return state
+    (job_dir / "spec.pkl").write_bytes(pickle.dumps({**kw, "job_dir": str(job_dir)}))
+    log = open(job_dir / "job.log", "ab")
+    p = subprocess.Popen([sys.executable, "-c", f"from mwnb.fermi import run_lat_job; run_lat_job({str(job_dir)!r})"],
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)   # the caller's working directory
+    log.close()
+    return _record(job_dir, status="running", pid=p.pid, started=time.time(), error=None)
+
+def run_lat_job(job_dir):
+    "What start_lat_job's process runs: run_lat_likelihood with the arguments saved in `job_dir`/spec.pkl."
+    import pickle
+    spec = pickle.loads((Path(job_dir) / "spec.pkl").read_bytes())
+    run_lat_likelihood(**spec)
+
+def _alive(pid) -> bool:
+    "True when process `pid` runs (a zombie child counts as ended)."
+    import os
+    if not pid: return False
+    try:
+        done, _ = os.waitpid(int(pid), os.WNOHANG)    # reaps our own child once it has ended
+        if done: return False
+    except ChildProcessError: pass
+    try: os.kill(int(pid), 0)
+    except (ProcessLookupError, PermissionError): return False
+    return True
+
+def poll_lat_job(job_dir, *, timeout: float = 3000.0, interval: float = 2.0, progress: bool = True) -> dict:
+    "Wait for the job in `job_dir` with a progress bar by stage: returns its state when complete, stopped, failed, or after `timeout` s (it goes on)."
+    from tqdm.auto import tqdm
+    start = time.monotonic(); state = lat_job_state(job_dir)
+    bar = tqdm(total=len(state.get("stages") or GAMMAPY_STAGES), desc="LAT job", disable=not progress)
+    while True:
+        state = lat_job_state(job_dir)
+        bar.n = len(state.get("stages_done", [])); bar.set_postfix_str(state.get("current") or state.get("status")); bar.refresh()
+        if state.get("status") in ("complete", "stopped", "failed"): break
+        if state.get("status") == "running" and not _alive(state.get("pid")):
+            state = _record(job_dir, status="stopped", error="the job's process ended before the last stage (start_lat_job resumes it)")
+            break
+        if time.monotonic() - start > timeout: break
+        time.sleep(interval)
+    bar.close()
+    return state
+
+def lat_job_result(job_dir) -> dict:
+    "The result of a finished job (its last stage's checkpoint); MwnbError saying what to do when it is not finished."
+    import pickle
+    state = lat_job_state(job_dir)
+    if state.get("status") != "complete":
+        raise MwnbError(f"LAT job in {job_dir} is {state.get('status')} after stages {state.get('stages_done')}"
+                        f"{': ' + state['error'] if state.get('error') else ''}; poll it again or restart it with start_lat_job (it resumes)")
+    return pickle.loads((Path(job_dir) / f"{state['stages_done'][-1]}.pkl").read_bytes())["result"]
+
+def clean_lat_job(job_dir) -> dict:
+    "Remove a finished job's checkpoints (they hold this machine's paths and the datasets); its record says so, and a new start runs it again."
+    job_dir = Path(job_dir)
+    removed = [p.name for p in sorted(job_dir.glob("*.pkl"))]
+    for n in removed: (job_dir / n).unlink()
+    return _record(job_dir, status="cleaned", stages_done=[], checkpoints_removed=removed, pid=None)

@@ -6,8 +6,8 @@
 __all__ = ['HATS_CATALOGS', 'DASK_WORKERS', 'DASK_MEMORY_LIMIT', 'LOCAL_SCHEDULERS', 'FERMI_ORDER', 'BENCH_ENGINES',
            'BENCH_CHUNK_ROWS', 'hats_url', 'hats_path', 'dask_client', 'match_lsdb', 'open_hats', 'counterparts_lsdb',
            'find_counterparts_lsdb', 'bench_cache_dir', 'gaia_like_chunk', 'write_gaia_like', 'write_xray_like',
-           'hats_import', 'prepare_scale_data', 'warm_up_lsdb', 'run_engine', 'measure_engine', 'scale_benchmark',
-           'scale_benchmark_cli']
+           'hats_import', 'prepare_scale_data', 'cache_hats_kernels', 'warm_up_lsdb', 'run_engine', 'measure_engine',
+           'scale_benchmark', 'scale_benchmark_cli']
 
 # %% ../nbs/13_lsdb_match.ipynb #l002
 import os
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse, Param
 from .errors import BadParameterError, EngineUnavailableError, MissingInputError
-from .crossmatch import (parse_region, search_radius, _deg_array, unit_vectors, _candidates, angular_separation,
-                             position_angle, ellipse_distance, pair_table, COUNTERPART_CATALOGS, search_positions,
-                             nearest_counterparts)
+from .sky import (parse_region, search_radius, deg_array, unit_vectors, chord, filter_pairs, region_pairs, pair_table,
+                      nearest_within)
+from .counterparts import COUNTERPART_CATALOGS, search_positions, nearest_counterparts
 
 # %% ../nbs/13_lsdb_match.ipynb #l005
 HATS_CATALOGS = {
@@ -83,15 +83,15 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None, memo
 # %% ../nbs/13_lsdb_match.ipynb #l014
 FERMI_ORDER = 0   # Fermi side partitioned at HEALPix order 0: its margin (the largest radius) may then be up to 18 deg
 
-def _fermi_frame(fermi: "Table", region: str) -> "pd.DataFrame":
+def _fermi_frame(fermi: "Table", region: str, extended: bool = False) -> "pd.DataFrame":
     "Fermi regions as a DataFrame (index, centre, radius, ellipse) with a placeholder in each empty order-0 pixel."
     import pandas as pd
     import hats.pixel_math.healpix_shim as hp
     kind, _ = parse_region(region)
-    radius = search_radius(fermi, region)
-    ra, dec = _deg_array(fermi, "ra"), _deg_array(fermi, "dec")
-    minor = _deg_array(fermi, "semi_minor_95") if kind == "ellipse95" else np.full(len(fermi), np.nan)
-    pa = _deg_array(fermi, "pos_ang_95") if kind == "ellipse95" else np.full(len(fermi), np.nan)
+    radius = search_radius(fermi, region, extended)   # NaN for the regions left out: they match nothing
+    ra, dec = deg_array(fermi, "ra"), deg_array(fermi, "dec")
+    minor = deg_array(fermi, "semi_minor_95") if kind == "ellipse95" else np.full(len(fermi), np.nan)
+    pa = deg_array(fermi, "pos_ang_95") if kind == "ellipse95" else np.full(len(fermi), np.nan)
     frame = pd.DataFrame({"fermi_index": np.arange(len(fermi), dtype=np.int64), "fermi_ra": ra, "fermi_dec": dec,
                           "radius": radius, "semi_minor": minor, "pos_ang": pa})
     have = set(hp.radec2pix(FERMI_ORDER, ra, dec).tolist()) if len(fermi) else set()
@@ -116,7 +116,7 @@ def _region_crossmatch_class():
     if "_RegionCrossmatch" in globals(): return globals()["_RegionCrossmatch"]
     import pandas as pd
     import pyarrow as pa
-    from scipy.spatial import cKDTree
+    from astropy.table import Table
     from lsdb.core.crossmatch.abstract_crossmatch_algorithm import AbstractCrossmatchAlgorithm
 
     class RegionCrossmatch(AbstractCrossmatchAlgorithm):
@@ -138,20 +138,17 @@ def _region_crossmatch_class():
             num = lambda df, c: df[c].to_numpy(dtype=float, na_value=np.nan)
             sra, sdec = num(left, args.left_catalog_info.ra_column), num(left, args.left_catalog_info.dec_column)
             fra, fdec, radius = num(right, "fermi_ra"), num(right, "fermi_dec"), num(right, "radius")
-            tree = cKDTree(unit_vectors(sra, sdec))
-            fi, si = _candidates(tree, unit_vectors(fra, fdec), radius)
-            sep = angular_separation(fra[fi], fdec[fi], sra[si], sdec[si])
-            keep = sep <= radius[fi]
-            edist = np.full(len(sep), np.nan)
-            if self.kind == "ellipse95":
-                pa_ = position_angle(fra[fi], fdec[fi], sra[si], sdec[si])
-                edist = ellipse_distance(sep, pa_, radius[fi], num(right, "semi_minor")[fi], num(right, "pos_ang")[fi])
-                keep &= edist <= 1.0
-            extra = pd.DataFrame({"sep_deg": pd.Series(sep[keep], dtype=pd.ArrowDtype(pa.float64())),
+            # the partition's regions as circles (or ellipses) of their own radius: the cut of mwnb.sky.region_pairs
+            regions = Table({"ra": fra, "dec": fdec, "semi_major_95": radius,
+                             "semi_minor_95": num(right, "semi_minor") if self.kind == "ellipse95" else radius,
+                             "pos_ang_95": num(right, "pos_ang") if self.kind == "ellipse95" else np.zeros(len(fra))})
+            fi, si, sep, edist = region_pairs(sra, sdec, regions, "ellipse95" if self.kind == "ellipse95" else "circle95",
+                                              extended=True)
+            extra = pd.DataFrame({"sep_deg": pd.Series(sep, dtype=pd.ArrowDtype(pa.float64())),
                                   # ellipse_dist travels as text-free float64; NaN (circles) comes back as NaN
-                                  "ellipse_dist": pd.Series(pa.array(edist[keep], from_pandas=False),
+                                  "ellipse_dist": pd.Series(pa.array(edist, from_pandas=False),
                                                             dtype=pd.ArrowDtype(pa.float64()))})
-            return si[keep].astype(np.int64), fi[keep].astype(np.int64), extra
+            return si.astype(np.int64), fi.astype(np.int64), extra
 
     RegionCrossmatch.__module__, RegionCrossmatch.__qualname__ = __name__, "RegionCrossmatch"
     globals()["_RegionCrossmatch"] = RegionCrossmatch
@@ -171,18 +168,19 @@ def _as_tables(sources, fermi):
     return sources, fermi
 
 def match_lsdb(sources, fermi, region: str = "circle95", scheduler: str | None = None,
-               partition_rows: int = 200_000) -> "Table":
+               partition_rows: int = 200_000, extended: bool = False) -> "Table":
     "Same pairs and columns as `match_local`, computed by LSDB on Dask (local cluster, or `scheduler` address)."
     import pandas as pd
     import lsdb
+    cache_hats_kernels()   # compiled once, loaded from numba's cache by later processes
     sources, fermi = _as_tables(sources, fermi)
-    ffr = _fermi_frame(fermi, region)
+    ffr = _fermi_frame(fermi, region, extended)
     margin = _margin_arcsec(ffr["radius"].to_numpy())
     if margin > 18 * 3600:
         raise BadParameterError(f"region {region!r} reaches {margin / 3600:.1f} deg; the lsdb engine handles regions up "
                                 f"to 18 deg (order-0 partitions, order-1 margin): use engine='local'")
     sfr = pd.DataFrame({"source_index": np.arange(len(sources), dtype=np.int64),
-                        "ra": _deg_array(sources, "ra"), "dec": _deg_array(sources, "dec")})
+                        "ra": deg_array(sources, "ra"), "dec": deg_array(sources, "dec")})
     with dask_client(scheduler) as client:
         left = lsdb.from_dataframe(sfr, ra_column="ra", dec_column="dec", margin_threshold=None,
                                    partition_rows=partition_rows, catalog_name="xray")
@@ -195,7 +193,7 @@ def match_lsdb(sources, fermi, region: str = "circle95", scheduler: str | None =
     si = df["source_index"].to_numpy(dtype=np.int64)
     sep = df["sep_deg"].to_numpy(dtype=float, na_value=np.nan)
     edist = df["ellipse_dist"].to_numpy(dtype=float, na_value=np.nan)
-    t = pair_table(fi, si, sep, edist, fermi, sources, region)
+    t = pair_table(fi, si, sep, edist, fermi, sources, region, extended)
     t.meta.update(engine="lsdb", n_partitions=int(xm.npartitions), margin_arcsec=margin)
     return t
 
@@ -203,6 +201,7 @@ def match_lsdb(sources, fermi, region: str = "circle95", scheduler: str | None =
 def open_hats(url, columns=None, margin=None):
     "lsdb Catalog at `url` (local, s3://, https://), with its default or the given margin cache; `columns` if given."
     import lsdb
+    cache_hats_kernels()   # compiled once, loaded from numba's cache by later processes
     kw = {"columns": list(columns)} if columns is not None else {}
     if margin is not None: kw["margin_cache"] = hats_path(margin)
     try:
@@ -214,12 +213,13 @@ def _positions_frame(positions) -> "pd.DataFrame":
     "DataFrame of pos_index, ra, dec (deg) from a table with ra/dec columns."
     import pandas as pd
     return pd.DataFrame({"pos_index": np.arange(len(positions), dtype=np.int64),
-                         "ra": _deg_array(positions, "ra"), "dec": _deg_array(positions, "dec")})
+                         "ra": deg_array(positions, "ra"), "dec": deg_array(positions, "dec")})
 
 def counterparts_lsdb(positions: "Table", catalog: str = "gaia", radius_arcsec: float = 5.0, n_nearest: int = 3,
                       columns=None, url=None, scheduler: str | None = None) -> "Table":
     "Nearest `n_nearest` catalog rows within `radius_arcsec` of each position, by LSDB on Dask."
     import lsdb
+    cache_hats_kernels()   # compiled once, loaded from numba's cache by later processes
     from astropy.table import Table
     if n_nearest < 1 or not radius_arcsec > 0:
         raise BadParameterError(f"need n_nearest >= 1 and radius_arcsec > 0, got {n_nearest}, {radius_arcsec}")
@@ -276,7 +276,7 @@ def find_counterparts_lsdb(fermi: "Table", pairs: "Table", catalog: str = "gaia"
     return out
 
 # %% ../nbs/13_lsdb_match.ipynb #l031
-BENCH_ENGINES = ("lsdb", "kdtree", "astropy")
+BENCH_ENGINES = ("grid", "kdtree", "astropy", "lsdb")
 BENCH_CHUNK_ROWS = 1_000_000
 
 def bench_cache_dir(cache_dir=None) -> Path:
@@ -311,7 +311,7 @@ def write_xray_like(n: int, out_dir, seed: int = 1) -> Path:
     "`n` CSC-like X-ray positions (csc_like_positions around the real 4FGL, else random centres) as one parquet file."
     import pandas as pd
     from astropy.table import Table
-    from mwnb.crossmatch import csc_like_positions, default_fermi_file
+    from mwnb.sky import csc_like_positions, default_fermi_file
     from mwnb.catalogs import read_fermi
     f = default_fermi_file()
     if isinstance(f, Path) and f.exists(): fermi = read_fermi(f)
@@ -321,7 +321,7 @@ def write_xray_like(n: int, out_dir, seed: int = 1) -> Path:
     t = csc_like_positions(n, fermi, seed)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     p = out_dir/"xray.parquet"
-    pd.DataFrame({"xid": np.arange(n, dtype=np.int64), "ra": _deg_array(t, "ra"), "dec": _deg_array(t, "dec")}).to_parquet(p)
+    pd.DataFrame({"xid": np.arange(n, dtype=np.int64), "ra": deg_array(t, "ra"), "dec": deg_array(t, "dec")}).to_parquet(p)
     return p
 
 # %% ../nbs/13_lsdb_match.ipynb #l034
@@ -405,6 +405,13 @@ def _read_positions(files, columns) -> dict:
     t = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=list(columns))
     return {c: t[c].to_numpy() for c in columns}
 
+def _parquet_chunks(files, columns):
+    "(column arrays) of each parquet file in turn: a catalog streamed one file at a time."
+    import pyarrow.parquet as pq
+    for f in files:
+        t = pq.read_table(str(f), columns=list(columns))
+        yield tuple(t[c].to_numpy() for c in columns)
+
 def _pairs_digest(xid, sid) -> str:
     "SHA-1 of the sorted (xid, source_id) pairs."
     import hashlib
@@ -418,56 +425,84 @@ def _nearest_n(src_idx, cat_idx, dist, n_nearest):
     rank = np.arange(len(src_idx)) - np.searchsorted(src_idx, src_idx, side="left")
     return src_idx[rank < n_nearest], cat_idx[rank < n_nearest]
 
-def warm_up_lsdb():
-    "One tiny LSDB cross-match in this process: LSDB's numba kernels compile on first use (seconds, once per process)."
+def cache_hats_kernels() -> int:
+    "Keep hats' numba kernels compiled on disk (numba's cache) so later processes load them; returns how many are cached."
+    # hats 0.11 declares its kernels @njit without cache=True: each new process compiled them again (~20-30 s)
+    from numba.core.registry import CPUDispatcher
+    import hats.pixel_tree.pixel_alignment as alignment, hats.pixel_tree.moc_filter as moc_filter
+    n = 0
+    for module in (alignment, moc_filter):
+        for kernel in vars(module).values():
+            if not isinstance(kernel, CPUDispatcher): continue
+            if kernel._cache.__class__.__name__ == "NullCache":
+                try: kernel.enable_caching()
+                except RuntimeError: continue   # no writable cache location: compiled per process, as before
+            n += 1
+    return n
+
+def warm_up_lsdb(log=None) -> dict:
+    "One tiny LSDB cross-match in this process (no margins): compiles hats' kernels, or loads them from numba's cache."
     import dask
     import pandas as pd
+    t0 = time.perf_counter()
     import lsdb
+    t1 = time.perf_counter()
+    n_cached = cache_hats_kernels()
+    if log: log(f"lsdb imported in {t1 - t0:.1f} s; preparing hats' kernels ({n_cached} cached on disk after the first run)")
     df = pd.DataFrame({"ra": [10.0, 10.001, 200.0], "dec": [5.0, 5.0, -30.0]})
     with dask.config.set(scheduler="synchronous"):
-        lsdb.from_dataframe(df).crossmatch(lsdb.from_dataframe(df), n_neighbors=2, radius_arcsec=4,
-                                           suffix_method="overlapping_columns", log_changes=False).compute(progress_bar=False)
+        cat = lambda: lsdb.from_dataframe(df, margin_threshold=None)   # no margin: nothing to generate
+        cat().crossmatch(cat(), n_neighbors=2, radius_arcsec=4, suffix_method="overlapping_columns",
+                         log_changes=False).compute(progress_bar=False)
+    t2 = time.perf_counter()
+    if log: log(f"hats' kernels ready in {t2 - t1:.1f} s")
+    return dict(import_s=t1 - t0, kernels_s=t2 - t1, n_cached=n_cached)
+
+def _match_lsdb_nearest(catalog: dict, xray: dict, radius_arcsec: float, n_nearest: int, scheduler) -> dict:
+    "The lsdb engine: start-up (import, kernels, cluster) timed apart from the match."
+    t0 = time.perf_counter()
+    warm = warm_up_lsdb()   # only this process plans the cross-match: the workers never run hats' kernels
+    import lsdb
+    with dask_client(scheduler):
+        t1 = time.perf_counter()
+        left = lsdb.open_catalog(hats_path(xray["hats"]), columns=["xid", "ra", "dec"])
+        right = lsdb.open_catalog(hats_path(catalog["hats"]), columns=["source_id", "ra", "dec"])
+        xm = left.crossmatch(right, n_neighbors=n_nearest, radius_arcsec=radius_arcsec, suffixes=("_x", "_g"),
+                             suffix_method="overlapping_columns", log_changes=False, require_right_margin=True)
+        df = xm.compute(progress_bar=False)
+        xid, sid = df["xid"].to_numpy(dtype=np.int64), df["source_id"].to_numpy(dtype=np.int64)
+        seconds = time.perf_counter() - t1
+    return dict(seconds=seconds, startup_s=t1 - t0, import_s=warm["import_s"], kernels_s=warm["kernels_s"],
+                n_pairs=len(xid), digest=_pairs_digest(xid, sid), n_partitions=int(right.npartitions))
 
 def run_engine(engine: str, catalog: dict, xray: dict, radius_arcsec: float, n_nearest: int,
                scheduler: str | None = None) -> dict:
     "Nearest-N match of the X-ray positions in `catalog` by one engine: seconds, startup_s, n_pairs, digest."
-    if engine == "lsdb":
-        import lsdb
-        t0 = time.perf_counter()
-        with dask_client(scheduler) as client:
-            # start-up: the cluster, and the numba compilation in every process that will match
-            warm_up_lsdb()
-            if client is not None: client.run(warm_up_lsdb)
-            t1 = time.perf_counter()
-            left = lsdb.open_catalog(hats_path(xray["hats"]), columns=["xid", "ra", "dec"])
-            right = lsdb.open_catalog(hats_path(catalog["hats"]), columns=["source_id", "ra", "dec"])
-            xm = left.crossmatch(right, n_neighbors=n_nearest, radius_arcsec=radius_arcsec, suffixes=("_x", "_g"),
-                                 suffix_method="overlapping_columns", log_changes=False, require_right_margin=True)
-            df = xm.compute(progress_bar=False)
-            xid, sid = df["xid"].to_numpy(dtype=np.int64), df["source_id"].to_numpy(dtype=np.int64)
-            seconds = time.perf_counter() - t1
-        return dict(seconds=seconds, startup_s=t1 - t0, n_pairs=len(xid), digest=_pairs_digest(xid, sid),
-                    n_partitions=int(right.npartitions))
+    if engine not in BENCH_ENGINES: raise BadParameterError(f"engine must be one of {BENCH_ENGINES}, got {engine!r}")
+    if engine == "lsdb": return _match_lsdb_nearest(catalog, xray, radius_arcsec, n_nearest, scheduler)
     t0 = time.perf_counter()
     x = _read_positions(xray["parquet"], ("xid", "ra", "dec"))
+    if engine == "grid":   # the catalog streams past one file at a time: never whole in memory
+        si, sid, _ = nearest_within(x["ra"], x["dec"], _parquet_chunks(catalog["parquet"], ("ra", "dec", "source_id")),
+                                    radius_arcsec / 3600, n_nearest)
+        xid = x["xid"][si]
+        return dict(seconds=time.perf_counter() - t0, startup_s=0.0, n_pairs=len(xid), digest=_pairs_digest(xid, sid))
     g = _read_positions(catalog["parquet"], ("source_id", "ra", "dec"))
     if engine == "kdtree":
         from scipy.spatial import cKDTree
-        tree = cKDTree(unit_vectors(g["ra"], g["dec"]))
-        chord = 2 * np.sin(np.radians(radius_arcsec / 3600) / 2)
+        # astropy's tree settings (unbalanced, not compacted): the build halves against scipy's defaults
+        tree = cKDTree(unit_vectors(g["ra"], g["dec"]), balanced_tree=False, compact_nodes=False)
         d, k = tree.query(unit_vectors(x["ra"], x["dec"]), k=list(range(1, n_nearest + 1)),
-                          distance_upper_bound=chord, workers=DASK_WORKERS)
+                          distance_upper_bound=chord(radius_arcsec / 3600), workers=DASK_WORKERS)
         si, ci = np.nonzero(np.isfinite(d))
         ci = k[si, ci]
-    elif engine == "astropy":
+    else:
         import astropy.units as u
         from astropy.coordinates import SkyCoord
         cat = SkyCoord(g["ra"], g["dec"], unit="deg")
         # search_around_sky on the catalog: (indices into the argument, indices into the catalog, sep2d, dist3d)
         si, ci, sep, _ = cat.search_around_sky(SkyCoord(x["ra"], x["dec"], unit="deg"), radius_arcsec * u.arcsec)
         si, ci = _nearest_n(si, ci, sep.deg, n_nearest)
-    else:
-        raise BadParameterError(f"engine must be one of {BENCH_ENGINES}, got {engine!r}")
     xid, sid = x["xid"][si], g["source_id"][ci]
     return dict(seconds=time.perf_counter() - t0, startup_s=0.0, n_pairs=len(xid), digest=_pairs_digest(xid, sid))
 
@@ -500,46 +535,67 @@ def measure_engine(engine: str, catalog: dict, xray: dict, radius_arcsec: float,
     return dict(json.loads(line[7:]), peak_MB=peak / 2**20)
 
 # %% ../nbs/13_lsdb_match.ipynb #l042
+def _engine_order(engines, i: int) -> list:
+    "The engines rotated by `i`: each repeat starts with another one, so load changes hit them all."
+    engines = list(engines)
+    return engines[i % len(engines):] + engines[:i % len(engines)]
+
 def scale_benchmark(sizes=(1_000_000, 5_000_000, 20_000_000), n_sources: int = 1_000_000, radius_arcsec: float = 30.0,
                     n_nearest: int = 3, engines=BENCH_ENGINES, seed: int = 1, cache_dir=None,
-                    scheduler: str | None = None, memory_fraction: float = 0.5, log=print) -> "Table":
-    "Time and peak memory of nearest-N matching by lsdb, KD-tree and astropy at each catalog size; one row each."
+                    scheduler: str | None = None, memory_fraction: float = 0.5, repeats: int = 3, log=print) -> "Table":
+    "Median time (with range), start-up and peak memory of nearest-N matching per engine and catalog size; one row each."
     import psutil
     from astropy.table import Table
     bad = [e for e in engines if e not in BENCH_ENGINES]
     if bad: raise BadParameterError(f"engines must be among {BENCH_ENGINES}, got {bad}")
+    if repeats < 1: raise BadParameterError(f"repeats must be >= 1, got {repeats}")
     sizes = sorted(int(s) for s in sizes)
     margin = float(max(radius_arcsec, 10.0))
     data = prepare_scale_data(sizes, n_sources, margin, seed, cache_dir, scheduler if scheduler and "://" in str(scheduler) else None, log)
     rows, last = [], {}
     for n in sizes:
-        ref = None
-        for engine in sorted(engines, key=lambda e: e != "kdtree"):   # the KD-tree first: the reference pairs
-            row = dict(engine=engine, n_catalog=n, n_sources=n_sources, seconds=np.nan, startup_s=np.nan,
-                       peak_MB=np.nan, rows_per_s=np.nan, n_pairs=-1, same_pairs="", note="")
-            avail = psutil.virtual_memory().available / 2**20
-            if engine in last:
-                n0, p0 = last[engine]
-                if p0 * n / n0 > memory_fraction * avail:
-                    row["note"] = (f"skipped: {p0:.0f} MB at {n0:,} rows predicts {p0 * n / n0:.0f} MB, "
-                                   f"more than {memory_fraction:.0%} of the {avail:.0f} MB available")
-                    rows.append(row); log(row["note"]); continue
-            try:
-                r = measure_engine(engine, data["catalogs"][n], data["xray"], radius_arcsec, n_nearest, scheduler)
-            except (RuntimeError, TimeoutError) as e:
-                row["note"] = f"failed: {e}"[:300]; rows.append(row); log(row["note"]); continue
-            row.update(seconds=r["seconds"], startup_s=r["startup_s"], peak_MB=r["peak_MB"], rows_per_s=n / r["seconds"],
-                       n_pairs=r["n_pairs"])
-            if engine == "kdtree": ref = r["digest"]
-            row["same_pairs"] = "" if ref is None else str(r["digest"] == ref)
-            last[engine] = (n, r["peak_MB"])
+        runs = {e: [] for e in engines}
+        skipped = {}
+        for i in range(repeats):
+            for engine in _engine_order(engines, i):   # alternating: a fresh process per run, first engine rotating
+                if engine in skipped: continue
+                avail = psutil.virtual_memory().available / 2**20
+                if engine in last and not runs[engine]:
+                    n0, p0 = last[engine]
+                    if p0 * n / n0 > memory_fraction * avail:
+                        skipped[engine] = (f"skipped: {p0:.0f} MB at {n0:,} rows predicts {p0 * n / n0:.0f} MB, "
+                                           f"more than {memory_fraction:.0%} of the {avail:.0f} MB available")
+                        log(skipped[engine]); continue
+                load = os.getloadavg()[0]
+                try: r = measure_engine(engine, data["catalogs"][n], data["xray"], radius_arcsec, n_nearest, scheduler)
+                except (RuntimeError, TimeoutError) as e:
+                    skipped[engine] = f"failed: {e}"[:300]; log(skipped[engine]); continue
+                runs[engine].append(dict(r, load=load))
+                log(f"{engine:8s} {n:>11,} rows, run {i + 1}/{repeats}: {r['seconds']:8.2f} s (+ start-up {r['startup_s']:.1f} s), "
+                    f"peak {r['peak_MB']:7.0f} MB, {r['n_pairs']:,} pairs, load {load:.1f}")
+        ref_engine = next((e for e in ("kdtree", "astropy", *engines) if runs.get(e)), None)
+        ref = runs[ref_engine][0]["digest"] if ref_engine else None
+        for engine in engines:
+            rs = runs[engine]
+            row = dict(engine=engine, n_catalog=n, n_sources=n_sources, seconds=np.nan, seconds_min=np.nan,
+                       seconds_max=np.nan, n_runs=len(rs), startup_s=np.nan, peak_MB=np.nan, rows_per_s=np.nan,
+                       n_pairs=-1, same_pairs="", reference=ref_engine or "", load=np.nan, note=skipped.get(engine, ""))
+            if rs:
+                secs = [r["seconds"] for r in rs]
+                row.update(seconds=float(np.median(secs)), seconds_min=min(secs), seconds_max=max(secs),
+                           startup_s=float(np.median([r["startup_s"] for r in rs])), peak_MB=max(r["peak_MB"] for r in rs),
+                           n_pairs=rs[0]["n_pairs"], load=float(np.mean([r["load"] for r in rs])),
+                           same_pairs=str(all(r["digest"] == ref for r in rs)))
+                row["rows_per_s"] = n / row["seconds"]
+                last[engine] = (n, row["peak_MB"])
             rows.append(row)
-            log(f"{engine:8s} {n:>11,} rows: {r['seconds']:8.1f} s, peak {r['peak_MB']:7.0f} MB, {r['n_pairs']:,} pairs")
     t = Table(rows=[[r[k] for k in rows[0]] for r in rows], names=list(rows[0]))
-    for c in ("seconds", "startup_s", "peak_MB", "rows_per_s"): t[c].format = ".4g"
-    t.meta.update(radius_arcsec=radius_arcsec, n_nearest=n_nearest, n_sources=n_sources, seed=seed,
+    for c in ("seconds", "seconds_min", "seconds_max", "startup_s", "peak_MB", "rows_per_s", "load"): t[c].format = ".4g"
+    t.meta.update(radius_arcsec=radius_arcsec, n_nearest=n_nearest, n_sources=n_sources, seed=seed, repeats=repeats,
                   cpu_count=os.cpu_count(), memory_total_MB=psutil.virtual_memory().total / 2**20,
-                  scheduler=scheduler or "LocalCluster(2 workers x 1 thread, 3 GiB)")
+                  scheduler=scheduler or "LocalCluster(2 workers x 1 thread, 3 GiB)",
+                  timing="seconds: median over repeats of reading the inputs to holding the pairs; startup_s apart "
+                         "(lsdb: import, hats' kernels, Dask cluster); load: 1-min load average when each run started")
     return t
 
 @call_parse
@@ -547,13 +603,15 @@ def scale_benchmark_cli(sizes: Param("Gaia-like catalog sizes, comma-separated",
                         n_sources: Param("Number of CSC-like X-ray positions", int) = 1_000_000,
                         radius_arcsec: Param("Match radius (arcsec)", float) = 30.0,
                         n_nearest: Param("Nearest catalog rows kept per position", int) = 3,
-                        engines: Param("Engines, comma-separated (lsdb,kdtree,astropy)", str) = ",".join(BENCH_ENGINES),
+                        engines: Param("Engines, comma-separated (grid,kdtree,astropy,lsdb)", str) = ",".join(BENCH_ENGINES),
+                        repeats: Param("Runs of each engine per size (alternating)", int) = 3,
                         scheduler: Param("Dask scheduler address for lsdb (default: a local cluster)", str) = None,
                         cache_dir: Param("Folder for the generated catalogs", str) = None,
                         out: Param("Write the table here too (ECSV)", str) = None):
-    "Scaling benchmark: lsdb vs KD-tree vs astropy nearest-N matching, wall time and peak memory per catalog size."
+    "Scaling benchmark: grid vs KD-tree vs astropy vs lsdb nearest-N matching, median time, start-up and peak memory per size."
     t = scale_benchmark([int(s) for s in sizes.split(",")], n_sources, radius_arcsec, n_nearest,
-                        tuple(e.strip() for e in engines.split(",")), cache_dir=cache_dir, scheduler=scheduler)
+                        tuple(e.strip() for e in engines.split(",")), cache_dir=cache_dir, scheduler=scheduler,
+                        repeats=repeats)
     t.pprint(max_lines=-1, max_width=-1)
     if out: t.write(out, overwrite=True)
     return t

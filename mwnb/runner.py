@@ -4,24 +4,24 @@
 
 # %% auto #0
 __all__ = ['SET_BY_RUNNER', 'MAIN_PACKAGES', 'tutorial_dirs', 'tutorials_dir', 'tutorial_path', 'parse_parameter',
-           'notebook_parameters', 'check_parameters', 'kernel_name', 'ensure_kernel', 'render_html', 'TutorialFailed',
-           'run_tutorial', 'ResultExistsError', 'check_config', 'package_versions', 'engines_used', 'has_result',
-           'run_target']
+           'notebook_parameters', 'check_parameters', 'kernel_name', 'ensure_kernel', 'render_html', 'run_tutorial',
+           'check_config', 'package_versions', 'engines_used', 'found_counts', 'has_result', 'write_atomic',
+           'relocate_text', 'target_lock', 'recover_stale', 'run_target']
 
 # %% ../nbs/07_runner.ipynb #c002
-import ast, hashlib, json, os, shutil, sys, time, uuid
+import ast, errno, fcntl, hashlib, json, logging, math, os, shutil, signal, sys, threading, time, uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-import yaml
 from .config import archive_mode, conf, Conf, EnvConfigItem
-from .errors import MwnbError, BadParameterError, MissingInputError
-from .targets import get_target
+from .errors import (redact_url, MwnbError, BadParameterError, MissingInputError, TutorialFailed, ResultExistsError,
+                         RunInProgressError, DiskFullError, RunInterrupted)
+from .targets import get_target, load_user_yaml
 
 # %% ../nbs/07_runner.ipynb #c004
 def tutorial_dirs() -> list:
     "Folders searched for tutorial notebooks, in order."
-    env = os.environ.get("MWNB_TUTORIALS_DIR")
-    if env: return [Path(env).expanduser()]
+    if conf.tutorials_dir: return [Path(conf.tutorials_dir).expanduser()]
     from importlib.resources import files
     package = Path(str(files("mwnb")))
     return [package / "tutorials", package.parent / "nbs" / "tutorials"]
@@ -45,14 +45,13 @@ def tutorial_path(name) -> Path:
 
 # %% ../nbs/07_runner.ipynb #c007
 def parse_parameter(text: str):
-    "Split one `-p key=value` into (key, value), typing the value as papermill's `-p` does."
-    from papermill.cli import _resolve_type
-    if "=" not in text: raise BadParameterError(f"parameters are key=value, got {text!r}")
+    "Split one `-p key=value` into (key, value text); the text is typed later, as the notebook's default is."
+    if "=" not in text: raise BadParameterError(f"parameters are key=value (e.g. -p radius=2), got {text!r}")
     key, value = text.split("=", 1)
-    return key.strip(), _resolve_type(value)
+    return key.strip(), value
 
-def notebook_parameters(notebook) -> dict:
-    "Names and default values (None where not a literal) of tutorial `notebook`'s parameters cell."
+def notebook_parameters(notebook, with_help=False) -> dict:
+    "Names and default values (None where not a literal) of tutorial `notebook`'s parameters cell (-> (default, comment))."
     import nbformat
     from papermill.translators import PythonTranslator
     nb = nbformat.read(tutorial_path(notebook), as_version=4)
@@ -60,8 +59,9 @@ def notebook_parameters(notebook) -> dict:
     if cell is None: raise BadParameterError(f"{notebook} has no cell tagged 'parameters': it takes no parameters")
     out = {}
     for p in PythonTranslator.inspect(cell):   # papermill's own reading of the cell (what inspect_notebook returns)
-        try: out[p.name] = ast.literal_eval(p.default)
-        except (ValueError, SyntaxError, TypeError): out[name] = None
+        try: default = ast.literal_eval(p.default)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError): default = None   # an expression
+        out[p.name] = (default, p.help or "") if with_help else default
     return out
 
 def _is_data(v) -> bool:
@@ -71,28 +71,55 @@ def _is_data(v) -> bool:
     if isinstance(v, dict): return all(isinstance(k, str) and _is_data(x) for k, x in v.items())
     return False
 
+_KIND = {bool: "True or False", int: "a whole number", float: "a number", str: "text", list: "a list", dict: "a mapping"}
+
+def _kind_of(default):
+    "The type a value must have where the notebook's default is `default` (None: any plain data)."
+    return next((t for t in _KIND if isinstance(default, t)), list if isinstance(default, tuple) else None)
+
+def _typed(value, default, what: str, none_ok: bool):
+    "`value` as the type of `default` (text from `-p` is read as that type); BadParameterError naming `what` if not one."
+    kind = _kind_of(default)
+    if value is None or (isinstance(value, str) and kind not in (str, None) and value.strip() in ("None", "null")):
+        if none_ok or default is None: return None
+        raise BadParameterError(f"{what} cannot be None (default {default!r})")
+    if kind is None:   # no literal default: papermill's own reading of -p text
+        from papermill.cli import _resolve_type
+        value = _resolve_type(value) if isinstance(value, str) else value
+        if not _is_data(value): raise BadParameterError(f"{what} must be text, a number, True/False/None or a list/mapping of those, got a {type(value).__name__}")
+        return list(value) if isinstance(value, tuple) else value
+    bad = BadParameterError(f"{what} is {_KIND[kind]} (default {default!r}), got {value!r}")
+    if isinstance(value, str) and kind in (list, dict):
+        value = load_user_yaml(value, what, error=BadParameterError)
+    elif isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        try: value = {"true": True, "false": False}[text] if kind is bool else kind(value.strip())
+        except (KeyError, ValueError): raise bad from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool): value = float(value)
+    if kind is list and isinstance(value, tuple): value = list(value)
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)): raise bad
+    if kind is float and not math.isfinite(value): raise BadParameterError(f"{what} must be finite, got {value!r}")
+    if kind is dict and not _is_data(value):
+        raise BadParameterError(f"{what} must map names to text, numbers, True/False/None or lists of those")
+    if kind is list:   # items typed as the default's items when those are all of one kind
+        kinds = {_kind_of(x) for x in default}
+        one = len(kinds) == 1 and kinds <= {bool, int, float, str}
+        value = [_typed(x, default[min(i, len(default) - 1)] if one else None, f"{what}[{i}]", none_ok=False)
+                 for i, x in enumerate(value)]
+    return value
+
 def check_parameters(notebook, parameters: dict) -> dict:
-    "`parameters` for tutorial `notebook`, checked against its parameters cell (BadParameterError if not)."
-    defaults = notebook_parameters(notebook)
+    "`parameters` for tutorial `notebook`, checked against its parameters cell and typed as its defaults (BadParameterError if not)."
+    defaults = notebook_parameters(notebook, with_help=True)
     unknown = [k for k in parameters if k not in defaults]
     if unknown:
         raise BadParameterError(f"{notebook}: unknown parameter{'s' if len(unknown) > 1 else ''} "
                                 f"{', '.join(map(repr, unknown))}; its parameters are: {', '.join(defaults) or '(none)'}")
     out = {}
     for k, v in parameters.items():
-        d = defaults[k]
-        if isinstance(d, (list, dict)) and isinstance(v, str):
-            try: v = yaml.safe_load(v)
-            except yaml.YAMLError: raise BadParameterError(f"{notebook}: {k} is a {type(d).__name__} (default {d!r}); "
-                                                           f"{v!r} is not one") from None
-        if not _is_data(v):
-            raise BadParameterError(f"{notebook}: {k} must be text, a number, True/False/None or a list/mapping of "
-                                    f"those, got a {type(v).__name__}")
-        if isinstance(d, (int, float)) and not isinstance(d, bool) and isinstance(v, str):
-            raise BadParameterError(f"{notebook}: {k} is a number (default {d!r}), got {v!r}")
-        if isinstance(d, (list, dict)) and v is not None and not isinstance(v, (list, tuple, dict)):
-            raise BadParameterError(f"{notebook}: {k} is a {type(d).__name__} (default {d!r}), got {v!r}")
-        out[k] = list(v) if isinstance(v, tuple) else v
+        default, comment = defaults[k]
+        # None is accepted where the cell's comment offers it (b_max = 10.0  # ... None for the whole sky)
+        out[k] = _typed(v, default, f"{notebook}: {k}", none_ok="None" in comment)
     return out
 
 # %% ../nbs/07_runner.ipynb #c010
@@ -134,8 +161,16 @@ def render_html(ipynb, html=None) -> Path:
     return html
 
 # %% ../nbs/07_runner.ipynb #c013
-class TutorialFailed(MwnbError, RuntimeError):
-    "A tutorial cell raised or ran out of time; the executed notebook and its HTML are still written."
+def _is_disk_full(e) -> bool: return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+def _kernel_manager_class(log_path):
+    "An AsyncKernelManager whose kernel writes its stderr to `log_path`, so a stopped run's kernel never floods the terminal."
+    from jupyter_client.manager import AsyncKernelManager
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:   # the kernel process holds its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
+    return LoggedKernelManager
 
 def run_tutorial(notebook, parameters, out_dir, html=True, kernel=None):
     "Execute tutorial `notebook` with checked `parameters` into folder `out_dir` -> dict of written paths."
@@ -143,27 +178,29 @@ def run_tutorial(notebook, parameters, out_dir, html=True, kernel=None):
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     src = tutorial_path(notebook)
     out_nb = out_dir / src.name
-    t0, error = time.time(), None
+    t0, error, log = time.time(), None, out_dir.resolve() / "kernel.log"   # kept only when the tutorial fails
     try:
         pm.execute_notebook(str(src), str(out_nb), parameters={**parameters, "out_dir": "."},
                             kernel_name=kernel or ensure_kernel(), cwd=str(out_dir), progress_bar=True,
-                            report_mode=False, execution_timeout=conf.cell_timeout, language="python")
+                            report_mode=False, execution_timeout=conf.cell_timeout, language="python",
+                            kernel_manager_class=_kernel_manager_class(log))
     except pm.PapermillExecutionError as e:
+        if e.ename == "KeyboardInterrupt": raise RunInterrupted("SIGINT") from None   # Ctrl-C reached the kernel first
         error = f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}"
     except TimeoutError as e:   # nbclient's CellTimeoutError
         error = f"a cell ran longer than {conf.cell_timeout:g} s (MWNB_CELL_TIMEOUT) and was stopped ({e})"
-    except Exception as e:      # the kernel died or could not start
+    except Exception as e:      # the kernel died or could not start, or the disk is full
+        if _is_disk_full(e): raise DiskFullError(f"no space left on the device of {out_dir} while running {src.name} "
+                                                 f"({e.strerror}): free some space and run again") from None
         error = f"could not be executed: {type(e).__name__}: {e}"
     res = {"notebook": out_nb, "seconds": round(time.time() - t0, 1)}
     if html and out_nb.exists(): res["html"] = render_html(out_nb)
     if error is not None:
         raise TutorialFailed(f"{src.name} {error}")
+    log.unlink(missing_ok=True)
     return res
 
 # %% ../nbs/07_runner.ipynb #c015
-class ResultExistsError(MwnbError, FileExistsError):
-    "The output folder already holds a result for this target and `force` was not given."
-
 SET_BY_RUNNER = {"out_dir": "--out", "archive": "--archive"}
 MAIN_PACKAGES = ("mwnb", "numpy", "scipy", "astropy", "matplotlib", "pyvo", "astroquery", "s3fs", "papermill",
                  "nbclient", "ipykernel", "regions", "photutils", "gammapy", "fermipy", "sherpa")
@@ -206,12 +243,59 @@ def engines_used(folder) -> dict:
         except Exception as e: out[f.relative_to(folder).as_posix()] = f"(unreadable: {type(e).__name__})"
     return out
 
+def found_counts(folder) -> dict:
+    "What the tutorials found: rows of every ECSV product with an `n_found` column (one row per search) -> {search: n}."
+    from astropy.table import Table
+    folder, out = Path(folder), {}
+    for f in sorted(Path(folder).rglob("*.ecsv")):
+        try: t = Table.read(f, format="ascii.ecsv")
+        except Exception: continue   # unreadable tables are named by engines_used
+        if "n_found" not in t.colnames: continue
+        key = next((c for c in ("survey", "search", "name") if c in t.colnames), None)
+        for i, r in enumerate(t):
+            out[f"{f.relative_to(folder).as_posix()}:{r[key] if key else i}"] = int(r["n_found"])
+    return out
+
 def has_result(dest) -> bool:
     "True if `dest` holds anything besides the failed-* folders of earlier runs."
     dest = Path(dest)
     return dest.is_file() or (dest.is_dir() and any(not p.name.startswith("failed-") for p in dest.iterdir()))
 
 def _now(): return datetime.now(timezone.utc)
+
+def write_atomic(path, text: str) -> Path:
+    "Write `text` to `path` through a temporary file and a rename: `path` is whole or absent, never a cut file."
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if _is_disk_full(e):
+            raise DiskFullError(f"no space left on the device of {path.parent} to write {path.name} ({e.strerror}): "
+                                "free some space and run again") from None
+        raise
+    return path
+
+def relocate_text(folder, old, new, limit=50_000_000) -> list:
+    "Replace path `old` by `new` in every UTF-8 text file under `folder` (FITS and other binaries untouched) -> changed files."
+    old, new = Path(old), Path(new)
+    pairs = [(str(old.resolve()), str(new.resolve()))] + ([(str(old), str(new))] if not old.is_absolute() else [])
+    changed = []
+    for f in sorted(Path(folder).rglob("*")):
+        if not f.is_file() or f.is_symlink() or f.stat().st_size > limit: continue
+        try:
+            with open(f, "rb") as fh:
+                if fh.read(9) == b"SIMPLE  =": continue   # FITS (fixed-length cards): its headers keep what the tools wrote
+            text = f.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError): continue   # binary
+        if "\x00" in text: continue
+        fixed = text
+        for o, n in pairs: fixed = fixed.replace(o, n)
+        if fixed != text: write_atomic(f, fixed); changed.append(f)
+    return changed
 
 def _replace(work, dest):
     "Move finished run folder `work` to `dest`; an old `dest` goes, except its failed-* folders."
@@ -222,16 +306,106 @@ def _replace(work, dest):
     for p in old.glob("failed-*"): p.rename(dest / p.name)
     shutil.rmtree(old)
 
-def _keep_failed(work, dest, started) -> Path:
-    "Move failed run folder `work` to a new dest/failed-<UTC time>/."
-    dest.mkdir(parents=True, exist_ok=True)
+def _failed_name(dest, started) -> Path:
+    "A new dest/failed-<UTC time>[-n] path."
     base = dest / f"failed-{started:%Y%m%dT%H%M%SZ}"
     failed, n = base, 1
     while failed.exists(): n += 1; failed = base.with_name(f"{base.name}-{n}")
+    return failed
+
+def _keep_failed(work, dest, started) -> Path:
+    "Move failed run folder `work` to a new dest/failed-<UTC time>/."
+    dest.mkdir(parents=True, exist_ok=True)
+    failed = _failed_name(dest, started)
     work.rename(failed)
     return failed
 
+@contextmanager
+def target_lock(dest):
+    "Hold OUT/.<target>.lock (flock) while a run writes `dest`; RunInProgressError if another run holds it."
+    lock = dest.parent / f".{dest.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunInProgressError(f"another mwnb run (pid {holder}) is writing {dest}: wait for it to end, or "
+                                     "choose another --out") from None
+        try: same = os.fstat(fd).st_ino == os.stat(lock).st_ino   # not a lock file the previous holder just removed
+        except FileNotFoundError: same = False
+        if same: break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)   # while still locked: a waiting run then re-opens a fresh file
+        os.close(fd)
+
+def recover_stale(dest) -> list:
+    "Name the leftovers of runs that died (kill -9, power cut) beside `dest` as failed-* records -> messages. Call under the lock."
+    notes = []
+    for old in sorted(dest.parent.glob(f".{dest.name}.old-*")):   # stopped inside _replace
+        if not dest.exists(): old.rename(dest); notes.append(f"restored the result {dest} from {old.name}")
+        else:
+            for p in old.glob("failed-*"): p.rename(dest / p.name)
+            shutil.rmtree(old); notes.append(f"removed {old.name}, an earlier result already replaced")
+    for work in sorted(dest.parent.glob(f".{dest.name}.running-*")):
+        if not work.is_dir() or work.is_symlink(): continue
+        when = datetime.fromtimestamp(work.stat().st_mtime, timezone.utc)
+        if not (work / "run.json").exists():
+            write_atomic(work / "run.json", json.dumps(
+                {"target": {"slug": dest.name}, "status": "interrupted", "ended": when.isoformat(timespec="seconds"),
+                 "error": "the run stopped without finishing (killed, or the machine went down); this record was "
+                          f"written by the next run of {dest.name}",
+                 "products": sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())}, indent=1) + "\n")
+        failed = _keep_failed(work, dest, when)
+        relocate_text(failed, work, failed)
+        notes.append(f"an earlier run that died left {work.name}: kept as {failed}")
+    return notes
+
+class _Signals:
+    "While active, Ctrl-C, SIGTERM and SIGHUP stop a run (RunInterrupted), or are held back while `deferred`."
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    def __init__(self): self.deferred, self.pending, self.old = False, None, {}
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.deferred: self.pending = self.pending or name; return
+        raise RunInterrupted(name)
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for n in self.names:
+                if hasattr(signal, n): self.old[n] = signal.signal(getattr(signal, n), self._handle)
+        return self
+    def __exit__(self, *exc):
+        for n, h in self.old.items(): signal.signal(getattr(signal, n), h)
+
 # %% ../nbs/07_runner.ipynb #c016
+def _result_folder(out, slug) -> Path:
+    "OUT/<slug>, checked before a run: OUT must be a folder, and a symlinked result folder is followed to its target."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise BadParameterError(f"--out {out} is a file: give a folder")
+    dest = out / slug
+    if dest.is_symlink():   # renaming the link would replace the link, not the folder it points to
+        real = dest.resolve()
+        if real.exists() and not real.is_dir(): raise BadParameterError(f"{dest} links to {real}, which is not a folder")
+        return real
+    if dest.exists() and not dest.is_dir(): raise BadParameterError(f"{dest} is a file: remove it or choose another --out")
+    return dest
+
+def _record(target, mode, notebooks, plan, status, error, started, kernel, work) -> dict:
+    "The run.json of a run in folder `work`."
+    ended, found = _now(), found_counts(work)
+    return {"target": {"name": target.name, "ra": target.ra, "dec": target.dec, "slug": target.slug},
+            "archive": mode, "notebooks": notebooks, "parameters": plan, "status": status,
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+            "found": found, "found_nothing": bool(found) and not any(found.values()),
+            "started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
+            "seconds": round((ended - started).total_seconds(), 1), "kernel": kernel,
+            "versions": package_versions(), "engines": engines_used(work),
+            "products": sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())}
+
 def run_target(name, notebooks=None, parameters=None, out="mwnb_out", archive="auto", ra=None, dec=None,
                targets_file=None, html=True, force=False):
     "Run `notebooks` (default: the target's tutorials) for target `name` into OUT/<slug>/ -> list of result dicts."
@@ -246,36 +420,48 @@ def run_target(name, notebooks=None, parameters=None, out="mwnb_out", archive="a
             raise BadParameterError(f"{nb}: {', '.join(taken)} is set by mwnb run: use "
                                     f"{', '.join(SET_BY_RUNNER[k] for k in taken)} instead")
         plan[nb] = check_parameters(nb, {**given, "archive": mode, "out_dir": "."})
-    dest = Path(out) / target.slug
-    if has_result(dest) and not force:
-        raise ResultExistsError(f"{dest} already holds a result for {target.name!r}: use --force to replace it "
-                                "(only once the new run succeeds) or choose another --out")
+    dest = _result_folder(out, target.slug)
+    exists = lambda: has_result(dest) and not force
+    refused = lambda: ResultExistsError(f"{dest} already holds a result for {target.name!r}: use --force to replace it "
+                                        "(only once the new run succeeds) or choose another --out")
+    if exists(): raise refused()
     kernel = ensure_kernel()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = dest.parent / f".{target.slug}.running-{uuid.uuid4().hex[:8]}"
-    work.mkdir()   # not mkdtemp: its 0700 mode would become the result folder's
-    started, results, error, status = _now(), [], None, "succeeded"
-    try:
-        for nb in notebooks:
-            print(f"mwnb run: {target.name} / {nb} (archive: {mode})", flush=True)
-            results.append(run_tutorial(nb, plan[nb], work, html=html, kernel=kernel))
-    except BaseException as e:   # Ctrl-C too: the partial run is kept as a failed one, never left as a temp folder
-        error, status = e, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-    ended = _now()
-    record = {"target": {"name": target.name, "ra": target.ra, "dec": target.dec, "slug": target.slug},
-              "archive": mode, "notebooks": notebooks, "parameters": plan, "status": status,
-              "error": None if error is None else f"{type(error).__name__}: {error}",
-              "started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
-              "seconds": round((ended - started).total_seconds(), 1), "kernel": kernel,
-              "versions": package_versions(), "engines": engines_used(work),
-              "products": sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())}
-    (work / "run.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
+    with target_lock(dest), _Signals() as signals:
+        for note in recover_stale(dest): print(f"mwnb run: {note}", file=sys.stderr, flush=True)
+        if exists(): raise refused()   # another run finished while this one waited for the lock
+        work = dest.parent / f".{target.slug}.running-{uuid.uuid4().hex[:8]}"
+        work.mkdir()   # not mkdtemp: its 0700 mode would become the result folder's
+        started, results, error, status = _now(), [], None, "succeeded"
+        try:
+            for nb in notebooks:
+                print(f"mwnb run: {target.name} / {nb} (archive: {mode})", flush=True)
+                results.append(run_tutorial(nb, plan[nb], work, html=html, kernel=kernel))
+        except BaseException as e:   # Ctrl-C, SIGTERM, SIGHUP too: the partial run is kept as a failed one
+            error, status = e, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            # the kernel client's tasks stopped mid-way: asyncio would print their tracebacks at exit
+            if isinstance(e, KeyboardInterrupt): logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        signals.deferred = True      # from here on a signal waits until the run is recorded and moved
+        if error is None and exists():   # a result appeared although this run held the lock: never delete it
+            error, status = refused(), "failed"
+        record = _record(target, mode, notebooks, plan, status, error, started, kernel, work)
+        final = dest if error is None else _failed_name(dest, started)
+        try:
+            relocate_text(work, work, final)   # products that name the run folder name where they end up
+            write_atomic(work / "run.json", redact_url(json.dumps(record, indent=1, default=str)) + "\n")   # no credentials in records
+        except DiskFullError as e:
+            failed = _keep_failed(work, dest, started)
+            raise DiskFullError(f"{e} (the partial run is in {failed}, without run.json)") from None
+        if error is None: _replace(work, dest)
+        else: dest.mkdir(parents=True, exist_ok=True); work.rename(final)
     if error is None:
-        _replace(work, dest)
+        if record["found_nothing"]:
+            print(f"mwnb run: {target.name}: the tutorials found nothing ({', '.join(record['found'])} all 0)", flush=True)
         return [{**{k: dest / v.relative_to(work) if isinstance(v, Path) else v for k, v in r.items()},
-                 "run": dest / "run.json"} for r in results]
-    failed = _keep_failed(work, dest, started)
-    note = f"the failed run is in {failed}; nothing in {dest} was replaced"
+                 "run": dest / "run.json", "found": record["found"]} for r in results]
+    note = f"the failed run is in {final}; nothing in {dest} was replaced"
     if isinstance(error, TutorialFailed): raise TutorialFailed(f"{error} ({note})") from None
-    print(f"mwnb run: {status}: {note}", file=sys.stderr)
+    if isinstance(error, (ResultExistsError, DiskFullError)): raise type(error)(f"{error} ({note})") from None
+    if isinstance(error, KeyboardInterrupt): error.note = note   # the command line prints it on its one line
+    else: print(f"mwnb run: {status}: {note}", file=sys.stderr)
     raise error

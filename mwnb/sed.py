@@ -14,17 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInputFileError, BadParameterError
+from .provenance import archive_kind, archive_note, stand_in_label, stand_in_of
+from .stats import one_sided_cl
 # astropy (units, tables), scipy, naima/emcee and matplotlib are imported inside the functions that use them:
 # `import mwnb.sed` stays light (numpy only).
 
 # %% auto #0
 __all__ = ['ENERGY_UNIT', 'FLUX_UNIT', 'REGIMES', 'SED_COLUMNS', 'B0453_RADIO_SOURCES', 'B0453_RADIO_NOTE', 'LMC_DISTANCE_KPC',
            'LMC_DISTANCE_REF', 'PWN_PARAMETERS', 'NAIMA_LABELS', 'PWN_PRIOR_BOUNDS', 'E0_TEV', 'E_MIN_GEV', 'E_MAX_TEV',
-           'empty_sed', 'sed_rows', 'archive_kind', 'stand_in_label', 'sed_point', 'flux_density_to_nufnu',
-           'one_sided_cl', 'radio_points', 'literature_radio_table', 'b0453_radio_literature',
+           'EAGLE2023_REF', 'SUCCESSOR_REF', 'NOT_READ', 'EAGLE2023', 'empty_sed', 'sed_rows', 'sed_point',
+           'flux_density_to_nufnu', 'radio_points', 'literature_radio_table', 'b0453_radio_literature',
            'literature_radio_points', 'band_flux_to_nufnu', 'gaussian_sigma_of_interval', 'xray_point', 'xray_points',
-           'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models', 'pwn_model_sed', 'pwn_prior',
-           'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title', 'plot_sed_fit', 'sed_products']
+           'sed_xray_flux', 'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models',
+           'pwn_model_sed', 'pwn_prior', 'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title',
+           'plot_sed_fit', 'sed_products', 'compare_with_paper']
 
 # %% ../nbs/33_sed.ipynb #s005
 # Energy and flux units of the SED table: nuF_nu = E^2 dN/dE in erg cm^-2 s^-1 at photon energy E in eV (naima's
@@ -80,36 +83,6 @@ def sed_rows(rows, meta=None):
     for name, (unit, dtype, desc) in SED_COLUMNS.items():
         out[name].unit, out[name].description = unit, desc
     return out
-
-# %% ../nbs/33_sed.ipynb #s008
-def archive_kind(archive: str = None) -> str:
-    "'live archive' or 'local demo archive' (from MWNB_ARCHIVE when `archive` is None), or `archive` as given."
-    if archive: return str(archive)
-    from mwnb.config import archive_mode
-    return "local demo archive" if archive_mode() == "local" else "live archive"
-
-def stand_in_label(label=None, *, detected: str = "", archive: str = None):
-    "(is it a stand-in, its label): `label` True/str says yes, False no; None: what the input says, else yes on the local demo archive."
-    if label is False: return False, ""
-    if label is True: return True, detected or "stand-in (caller says so)"
-    if label: return True, str(label)
-    if detected: return True, detected
-    if archive_kind(archive) == "local demo archive":
-        return True, "from the local demo archive: a stand-in, not the target's data (pass stand_in=False for a real file)"
-    return False, ""
-
-def _detected_stand_in(*sources) -> str:
-    "A stand-in label found in dicts/metas: 'stand_in', MWNBFOR/MWNBDEMO, a label starting 'STAND-IN', archive 'demo'."
-    for s in sources:
-        if not s: continue
-        get = s.get if hasattr(s, "get") else (lambda k, d=None: d)
-        if get("stand_in"): return str(get("stand_in"))
-        if get("MWNBDEMO") or get("MWNBFOR"):
-            return f"MWNBDEMO stand-in for {get('MWNBFOR', 'the target')}"
-        label = str(get("label", "") or "")
-        if label.upper().startswith("STAND-IN"): return label
-        if str(get("archive", "")).lower() in ("demo", "local"): return f"local demo archive input ({label or 'no label'})"
-    return ""
 
 # %% ../nbs/33_sed.ipynb #s011
 def sed_point(energy, flux, flux_error_lo=None, flux_error_hi=None, *, band: str, instrument: str, ul: bool = False,
@@ -170,10 +143,6 @@ def flux_density_to_nufnu(frequency, flux_density):
     import astropy.units as u
     return (u.Quantity(frequency).to(u.Hz, u.spectral()) * u.Quantity(flux_density)).to(FLUX_UNIT)
 
-def one_sided_cl(n_sigma: float) -> float:
-    "Confidence level of a one-sided Gaussian limit at n_sigma (2 -> 0.977)."
-    return 0.5 * (1 + math.erf(float(n_sigma) / math.sqrt(2)))
-
 # %% ../nbs/33_sed.ipynb #s017
 def radio_points(measurements, *, instrument: str = "WMAP", reference: str = "", archive: str = None, stand_in=None):
     "SED rows of radio flux densities: mwnb.wmap.wmap_photometry results (a dict or list; an upper limit when it says so) or a table (frequency, flux_density, flux_density_err[, ul, ul_cl])."
@@ -188,7 +157,7 @@ def radio_points(measurements, *, instrument: str = "WMAP", reference: str = "",
         nu = m["nu_ghz"] * u.GHz
         band = f"WMAP {m.get('band', '')} ({m['nu_ghz']} GHz)".replace("  ", " ")
         prov = f"{band} aperture photometry of {m.get('uri', '?')}: {m.get('note', '')}".strip()
-        label = _detected_stand_in(m)
+        label = stand_in_of(m)
         if m.get("upper_limit"):
             if m.get("flux_ul_jy") is None: raise BadParameterError("an upper-limit WMAP result needs flux_ul_jy")
             cl = one_sided_cl(m.get("ul_sigma", 2.0))
@@ -324,9 +293,8 @@ def xray_point(flux, flux_lo, flux_hi, band_keV, *, photon_index: float = None, 
 
 def xray_points(fit, *, absorbed: bool = False, photon_index="auto", instrument: str = "Chandra ACIS", archive: str = None,
                 stand_in=None):
-    "SED point of an X-ray fit: a mwnb.chandra.sed_xray_flux dict or fit table (unabsorbed flux unless `absorbed`; photon index from 'photon_index' / 'powerlaw.PhoIndex' when 'auto')."
+    "SED point of an X-ray fit: a mwnb.sed.sed_xray_flux dict or fit table (unabsorbed flux unless `absorbed`; photon index from 'photon_index' / 'powerlaw.PhoIndex' when 'auto')."
     if hasattr(fit, "colnames"):
-        from mwnb.chandra import sed_xray_flux
         d = sed_xray_flux(fit)
         if photon_index == "auto":
             col = next((c for c in fit.colnames if c.endswith(".PhoIndex") or c.endswith(".gamma")), None)
@@ -336,14 +304,26 @@ def xray_points(fit, *, absorbed: bool = False, photon_index="auto", instrument:
     if photon_index == "auto": photon_index = d.get("photon_index")
     key = "flux" if absorbed else "unabsorbed_flux"
     missing = [k for k in (key, f"{key}_lo", f"{key}_hi", "e_min_keV", "e_max_keV") if k not in d]
-    if missing: raise BadParameterError(f"X-ray fit summary lacks {missing}: pass mwnb.chandra.sed_xray_flux(fit) or the fit table")
+    if missing: raise BadParameterError(f"X-ray fit summary lacks {missing}: pass mwnb.sed.sed_xray_flux(fit) or the fit table")
     conf = d.get("confidence", "90%")
     conf = float(str(conf).rstrip("%")) / 100 if str(conf).endswith("%") else float(conf)
-    label = _detected_stand_in(d)
-    prov = f"{'absorbed' if absorbed else 'unabsorbed'} flux of the {d.get('model', '?')} fit" + (f" [{d['label']}]" if d.get("label") else "")
+    label = stand_in_of(d)
+    prov = (f"{'absorbed' if absorbed else 'unabsorbed'} flux of the {d.get('model', '?')} fit" + (f" in {d['region']}" if d.get("region") else "")
+            + (f" [{d['label']}]" if d.get("label") else ""))
     return xray_point(d[key], d[f"{key}_lo"], d[f"{key}_hi"], (d["e_min_keV"], d["e_max_keV"]), photon_index=photon_index,
                       confidence=conf, instrument=instrument, archive=archive,
                       stand_in=stand_in if stand_in is not None else (label or None), provenance=prov)
+
+def sed_xray_flux(fit: "Table") -> dict:
+    "The X-ray SED point of a fit row: band (keV), absorbed and unabsorbed energy flux with their 90% intervals (erg/cm2/s)."
+    import astropy.units as u
+    q = lambda c: float(u.Quantity(fit[c])[0].to_value(u.erg / u.cm**2 / u.s))   # Table or QTable column
+    lo, hi = fit.meta["flux_band_keV"]
+    index = float(fit["powerlaw.PhoIndex"][0]) if "powerlaw.PhoIndex" in fit.colnames else None   # for the nuF_nu conversion
+    return dict(e_min_keV=float(lo), e_max_keV=float(hi), **{k: q(k) for k in ("flux", "flux_lo", "flux_hi", "unabsorbed_flux",
+                "unabsorbed_flux_lo", "unabsorbed_flux_hi")}, confidence=fit.meta.get("confidence"), photon_index=index,
+                model=fit.meta.get("model"), label=fit.meta.get("label", ""), region=fit.meta.get("region", ""),
+                archive=fit.meta.get("archive"))
 
 # %% ../nbs/33_sed.ipynb #s026
 _GAMMA_ALIASES = {"energy": ("e_ref", "e_ctr", "energy"), "energy_lo": ("e_min", "energy_lo"), "energy_hi": ("e_max", "energy_hi"),
@@ -406,7 +386,7 @@ def gamma_points(sed, *, ul_cl: float = None, energy_unit=None, flux_unit=None, 
     ep = q(cp or c1, flux_unit, "flux_unit") if (cp or c1) else None
     elo = q(_col(t, "energy_lo"), energy_unit, "energy_unit") if _col(t, "energy_lo") else None
     ehi = q(_col(t, "energy_hi"), energy_unit, "energy_unit") if _col(t, "energy_hi") else None
-    label = _detected_stand_in(meta)
+    label = stand_in_of(meta)
     parts, dropped = [], []
     for i in range(len(t)):
         kw = dict(band="gamma-ray", instrument=instrument, reference=reference, archive=archive,
@@ -431,7 +411,6 @@ def gamma_points(sed, *, ul_cl: float = None, energy_unit=None, flux_unit=None, 
 # %% ../nbs/33_sed.ipynb #s029
 def combine_sed(*parts, target: str, archive: str = None, require_regimes=(), note: str = ""):
     "One SED table (sorted by energy) of the parts from radio_points / literature_radio_points / xray_point(s) / gamma_points, with provenance in meta."
-    from mwnb.config import archive_note
     for i, p in enumerate(parts):
         miss = [c for c in SED_COLUMNS if c not in getattr(p, "colnames", [])]
         if miss: raise BadParameterError(f"part {i} is not an SED table (lacks {miss}): build it with the *_points functions")
@@ -742,3 +721,54 @@ def sed_products(sed, out_dir, *, stem: str = "sed", fit: bool = True, csv: bool
         files["figure"] = out / f"{stem}_fit.png"
         plot_sed_fit(result, files["figure"])
     return {"files": files, "fit": result}
+
+# %% ../nbs/33_sed.ipynb #s045
+EAGLE2023_REF = "Eagle et al. 2023, ApJ 945, 4 (2023ApJ...945....4E; arXiv:2302.01836)"
+SUCCESSOR_REF = ("HEASARC/heasarc-tutorials, branch cxc-fermi-irsa-mass_source_analysis, "
+                 "cxc-fermi-irsa-mass_source_analysis.md: gta.add_source('ps', {'ra': 73.408, 'dec': -68.489, ...})")
+NOT_READ = "not read: the paper's tables were not readable in a stored source"
+EAGLE2023 = {  # quantity: (value, error, unit, reference, note); None = not read
+    "significance": (4.0, None, "sigma", EAGLE2023_REF + ", abstract", "'~4 sigma'"),
+    "ts": (None, None, "", EAGLE2023_REF, NOT_READ),
+    "photon_index": (None, None, "", EAGLE2023_REF, NOT_READ),
+    "flux": (None, None, "cm-2 s-1", EAGLE2023_REF, NOT_READ),
+    "e_min": (300.0, None, "MeV", EAGLE2023_REF + ", abstract", "'from energies 300 MeV-2 TeV'"),
+    "e_max": (2.0e6, None, "MeV", EAGLE2023_REF + ", abstract", "'from energies 300 MeV-2 TeV'"),
+    "ra": (73.408, None, "deg", SUCCESSOR_REF, "the published successor's LAT point source at the PWN"),
+    "dec": (-68.489, None, "deg", SUCCESSOR_REF, "the published successor's LAT point source at the PWN"),
+}
+
+def _run_values(lat: dict) -> dict:
+    "(value, error) of each compared quantity from a run_lat_likelihood result."
+    import astropy.units as u
+    t = lat["tables"]["target"] if "tables" in lat else None
+    loc = lat["localisation"]
+    ts = float(lat["ts"])
+    val = lambda c, unit: float(u.Quantity(t[c][0]).to_value(unit)) if t is not None and c in t.colnames else np.nan
+    return {"significance": (math.sqrt(max(ts, 0.0)), np.nan), "ts": (ts, np.nan),
+            "photon_index": (float(lat.get("index", np.nan)), float(lat.get("index_err", np.nan))),
+            "flux": ((val("flux", "cm-2 s-1"), val("flux_err", "cm-2 s-1")) if t is not None else   # gammapy tables, else fermipy's
+                     (float(lat.get("flux", np.nan)), float(lat.get("flux_err", np.nan)))),
+            "e_min": (val("e_min", "MeV"), np.nan), "e_max": (val("e_max", "MeV"), np.nan),
+            "ra": (float(loc["ra"]), float(loc.get("ra_err", np.nan))), "dec": (float(loc["dec"]), float(loc.get("dec_err", np.nan)))}
+
+def compare_with_paper(lat: dict, *, stand_in: str = "", paper: dict = EAGLE2023) -> "Table":
+    "This run's LAT results beside Eagle et al. (2023), each paper value with its reference; stand-in runs say they cannot be compared."
+    from astropy.table import Table
+    run = _run_values(lat)
+    nan = lambda v: np.nan if v is None else float(v)
+    rows = [(q, *run[q], nan(v), nan(e), unit, ref, note) for q, (v, e, unit, ref, note) in paper.items()]
+    t = Table(rows=rows, names=["quantity", "this_run", "this_run_err", "paper", "paper_err", "unit", "reference", "note"],
+              dtype=[str, float, float, float, float, str, str, str])
+    loc = lat["localisation"]
+    sep = _sep_arcsec(loc["ra"], loc["dec"], paper["ra"][0], paper["dec"][0])
+    t.meta.update(engine=lat.get("engine", ""), comparable=not stand_in, offset_from_pwn_arcsec=sep,
+                  note=(f"STAND-IN: {stand_in}; these numbers describe the stand-in field and CANNOT be compared with the paper"
+                        if stand_in else "this run vs the paper; empty paper cells were not read (see note)"))
+    return t
+
+def _sep_arcsec(ra1, dec1, ra2, dec2) -> float:
+    "Great-circle separation of two ICRS positions in arcsec (haversine)."
+    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
+    return math.degrees(2 * math.asin(math.sqrt(h))) * 3600

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['SWIFT_COLUMNS', 'XRT_PIXEL_ARCSEC', 'XRT_PRACTICE', 'XRT_MODES', 'HEASOFT_TOOLS', 'HEASOFT_HELP',
            'ATTITUDE_BY_ATTFLAG', 'RESULT_EXTRA', 'heasarc_tap_service', 'swift_master_catalog', 'check_obsid',
-           'query_swift_observations', 'days_since', 'select_window', 'plot_exposure_by_day', 'swift_obs_uri',
-           'download_observation', 'xrt_mode', 'xrt_grade', 'grade_boundary', 'pileup_check', 'source_count_rate',
-           'caldb_rmf_uri', 'caldb_index_uri', 'read_caldb_index', 'select_caldb_file', 'caldb_rmf', 'fetch_caldb_rmf',
-           'fetch_response', 'write_regions', 'write_wt_regions', 'HeasoftTaskError', 'heasoft_status',
-           'require_heasoft', 'task_env', 'task_command', 'run_task', 'events_header', 'attitude_file',
-           'xrt_product_names', 'process_observation', 'worker_count', 'process_observations', 'mean_count_rate',
-           'count_rates_by_day', 'plot_count_rate_by_day', 'plot_image_grid']
+           'query_swift_observations', 'days_since', 'select_window', 'plot_exposure_by_day', 'swift_obs_uri_by_month',
+           'swift_obs_uri', 'download_observation', 'xrt_mode', 'xrt_grade', 'grade_boundary', 'pileup_check',
+           'source_count_rate', 'caldb_rmf_uri', 'caldb_index_uri', 'read_caldb_index', 'select_caldb_file',
+           'caldb_rmf', 'fetch_caldb_rmf', 'fetch_response', 'write_regions', 'write_wt_regions', 'HeasoftTaskError',
+           'heasoft_status', 'require_heasoft', 'task_env', 'task_command', 'run_task', 'events_header',
+           'attitude_file', 'xrt_product_names', 'process_observation', 'worker_count', 'process_observations',
+           'mean_count_rate', 'count_rates_by_day', 'plot_count_rate_by_day', 'plot_image_grid']
 
 # %% ../nbs/20_swift.ipynb #c002
 import contextlib, os, re, shutil, signal, subprocess, traceback
@@ -42,7 +42,7 @@ def swift_master_catalog(keywords="swift") -> str:
     return next((n for n in names if n.endswith("mastr")), names[0])
 
 # %% ../nbs/20_swift.ipynb #c008
-SWIFT_COLUMNS = "obsid, name, ra, dec, start_time, xrt_exposure"   # contract heasarc_tap.yaml swiftmastr: the target is `name`
+SWIFT_COLUMNS = "obsid, name, ra, dec, start_time, xrt_exposure, __row"   # contract heasarc_tap.yaml swiftmastr: the target is `name`; __row: the DataLink key
 _OBSID = re.compile(r"\d{11}")
 
 def check_obsid(obsid) -> str:
@@ -92,11 +92,27 @@ def plot_exposure_by_day(table: "Table", path=None, title=None):
     return fig
 
 # %% ../nbs/20_swift.ipynb #c014
-def swift_obs_uri(obsid: str, start_mjd: float) -> str:
-    "S3 URI of an observation's directory in the HEASARC bucket."
+def swift_obs_uri_by_month(obsid: str, start_mjd: float) -> str:
+    "The fallback: S3 URI of an observation's directory guessed from the month of its start (swift/data/obs/YYYY_MM/<obsid>/)."
     from astropy.time import Time
     month = Time(float(start_mjd), format="mjd").strftime("%Y_%m")
     return f"s3://{conf.heasarc_bucket}/swift/data/obs/{month}/{check_obsid(obsid)}/"
+
+def swift_obs_uri(obsid: str, start_mjd: float, row_key=None, catalog="swiftmastr") -> str:
+    "S3 URI of an observation's directory: HEASARC's DataLink for its master-table row (`__row`), else the month rule."
+    from mwnb.cloud import heasarc_links, cloud_uri
+    obsid = check_obsid(obsid)
+    if row_key is None or str(row_key).strip() in ("", "--"): return swift_obs_uri_by_month(obsid, start_mjd)
+    links = heasarc_links(catalog, row_key).to_table()
+    dirs = [str(r["access_url"]) for r in links if str(r["content_type"]) == "directory" and str(r["access_url"]).strip()]
+    errors = [str(r["error_message"]) for r in links if str(r["error_message"]).strip() not in ("", "--")]
+    if not dirs:
+        raise MissingInputError(f"HEASARC DataLink has no data directory for {catalog} row {row_key} (ObsID {obsid})"
+                                + (f": {'; '.join(errors)}" if errors else ""))
+    uri = cloud_uri(dirs[0])   # https://.../FTP/swift/data/obs/2011_09//<obsid>/ -> s3://nasa-heasarc/swift/data/obs/2011_09/<obsid>
+    if not uri.rstrip("/").endswith(obsid):
+        raise MissingInputError(f"HEASARC DataLink gives {dirs[0]} for ObsID {obsid} ({catalog} row {row_key}): not its directory")
+    return uri.rstrip("/") + "/"
 
 def download_observation(uri: str, dest, subdirs=("xrt", "auxil"), progress=False) -> list:
     "Download the files under `uri` (only `subdirs` of it) into dest/<obsid>/; skips complete files."
@@ -248,17 +264,16 @@ def caldb_rmf(date, datamode="PHOTON", grade=None, mission="swift", instrument="
     return select_caldb_file(index, "MATRIX", date, boundaries)
 
 def _caldb_local(*parts) -> Path:
-    "A CALDB file on disk: under $CALDB when set, else downloaded from the bucket's copy into conf.cache_dir."
-    from mwnb.cloud import download, safe_relpath
+    "A CALDB file on disk: under $CALDB when set, else the bucket's copy, kept in the cache (mwnb.cloud.cached)."
+    from mwnb.cloud import cached, safe_relpath
     rel = "/".join(parts)
     safe_relpath(rel, what="CALDB path")
     if os.environ.get("CALDB"):
         p = Path(os.environ["CALDB"]) / rel
         if not p.exists(): raise MissingInputError(f"$CALDB={os.environ['CALDB']} has no {rel}")
         return p
-    # per archive mode: the demo archive's CALDB must never stand in for the real one; download() re-fetches on a size change
-    local = Path(conf.cache_dir) / "caldb" / archive_mode() / rel
-    return download(f"s3://{conf.heasarc_bucket}/caldb/{rel}", local, progress=False)
+    # the cache keys S3 files by their endpoint: the demo archive's CALDB never stands in for the real one
+    return cached(f"s3://{conf.heasarc_bucket}/caldb/{rel}")
 
 def fetch_caldb_rmf(date, dest, datamode="PHOTON", grade=None, mission="swift", instrument="xrt") -> Path:
     "The CALDB-selected RMF for (date, datamode, grade), copied into folder `dest`."
@@ -447,15 +462,24 @@ def _source_regions(task_dir, ra, dec, mode, events, src_region, bkg_region, src
         src_region, bkg_region = src, (bkg_region or bkg)
     return Path(src_region).resolve(), Path(bkg_region).resolve(), rate, verdict
 
+# Defaults as published: HEASARC/heasarc-tutorials@3832baf getting-started-swift-xrt calls xrtpipeline(..., datamode="PC", obsmode="POINTING") and
+# xrtproducts(..., pilow=30, pihigh=1000) (the tool's defaults: PI channels 30-1000, 0.3-10 keV at 10 eV per channel)
+
 def process_observation(obsid, indir, work_dir, ra, dec, src_region=None, bkg_region=None, mode="PC", grade=None,
-                        check_pileup=True, src_radius=180.0, bkg_radii=(240.0, 390.0)) -> dict:
+                        check_pileup=True, src_radius=180.0, bkg_radii=(240.0, 390.0), obsmode="POINTING",
+                        pilow=30, pihigh=1000) -> dict:
     "Run the XRT chain on one observation in work_dir/<obsid> (PC or WT, a grade selection, pile-up checked); never raises."
     names = xrt_product_names("", Path("."))
     blank = {k: "" for k in (*names, *RESULT_EXTRA)}
     try: obsid = check_obsid(obsid)
     except UnsafePathError as e: return {**blank, **dict(obsid=str(obsid), status="failed", failed_task="obsid", log="", message=str(e))}
-    try: mode = xrt_mode(mode); grade = xrt_grade(grade, mode)
-    except BadParameterError as e: return {**blank, **dict(obsid=obsid, status="failed", failed_task="parameters", log="", message=str(e))}
+    try:
+        mode = xrt_mode(mode); grade = xrt_grade(grade, mode)
+        if obsmode not in ("POINTING", "SLEW", "SETTLING"):
+            raise BadParameterError(f"obsmode must be POINTING, SLEW or SETTLING (xrtpipeline), not {obsmode!r}")
+        if not 0 <= int(pilow) < int(pihigh) <= 1023:
+            raise BadParameterError(f"light-curve PI channels must satisfy 0 <= pilow < pihigh <= 1023, not {pilow}-{pihigh}")
+    except (BadParameterError, ValueError, TypeError) as e: return {**blank, **dict(obsid=obsid, status="failed", failed_task="parameters", log="", message=str(e))}
     task_dir = Path(work_dir) / obsid
     out = (task_dir / "out").resolve()
     indir = Path(indir).resolve()
@@ -470,10 +494,11 @@ def process_observation(obsid, indir, work_dir, ra, dec, src_region=None, bkg_re
         return dict(infile=names["events"], outdir=out, stemout=stem, regionfile=regions["src"], bkgextract=True,
                     bkgregionfile=regions["bkg"], expofile=names["expomap"], attfile=att(), hdfile=hdfile, correctlc=True,
                     lccorrfile=names["lightcurve_corr"].name, imagefile=names["image"], lcfile=names["lightcurve"],
-                    phafile=names["pha"], bkgphafile=names["bkg"], arffile=names["arf"], clobber=True)
+                    phafile=names["pha"], bkgphafile=names["bkg"], arffile=names["arf"], pilow=int(pilow),
+                    pihigh=int(pihigh), clobber=True)
     steps = [   # parameters are built when their step runs: the attitude file is known once the events exist
         ("xrtpipeline", lambda: {**dict(indir=indir, outdir=out, steminputs=f"sw{obsid}", srcra=ra, srcdec=dec,
-                                        datamode=mode, exitstage=2, createexpomap=False, cleanup=False, clobber=True, chatter=3),
+                                        datamode=mode, obsmode=obsmode, exitstage=2, createexpomap=False, cleanup=False, clobber=True, chatter=3),
                                  XRT_MODES[mode]["grade_param"]: grade}),
         ("xrtexpomap", lambda: dict(infile=names["events"], attfile=att(), hdfile=hdfile, outdir=out, stemout=stem, clobber=True)),
         ("xrtproducts", products),
@@ -502,7 +527,6 @@ def process_observation(obsid, indir, work_dir, ra, dec, src_region=None, bkg_re
     result.update({k: str(p) for k, p in names.items() if str(p) not in ("", ".") and p.exists()})
     return result
 
-
 # %% ../nbs/20_swift.ipynb #c029
 def worker_count(n_workers=None) -> int:
     "Processes to use: n_workers or conf.n_workers, at least 1 and at most os.cpu_count()."
@@ -510,7 +534,8 @@ def worker_count(n_workers=None) -> int:
     return max(1, min(n, os.cpu_count() or 1))
 
 def process_observations(obsids, data_dir, work_dir, ra, dec, regions=None, n_workers=None, mode="PC", grade=None,
-                         check_pileup=True, src_radius=180.0, bkg_radii=(240.0, 390.0)) -> "Table":
+                         check_pileup=True, src_radius=180.0, bkg_radii=(240.0, 390.0), obsmode="POINTING",
+                         pilow=30, pihigh=1000) -> "Table":
     "Run the XRT chain on every ObsID (data in data_dir/<obsid>) in parallel; one row per ObsID with status, pile-up and log."
     import warnings
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -523,7 +548,7 @@ def process_observations(obsids, data_dir, work_dir, ra, dec, regions=None, n_wo
     rows = []
     with ProcessPoolExecutor(max_workers=worker_count(n_workers)) as pool:
         jobs = {pool.submit(process_observation, o, Path(data_dir) / o, work_dir, ra, dec, src, bkg, mode, grade,
-                            check_pileup, src_radius, bkg_radii): o for o in obsids}
+                            check_pileup, src_radius, bkg_radii, obsmode, pilow, pihigh): o for o in obsids}
         for job in tqdm(as_completed(jobs), total=len(jobs), desc="XRT processing", leave=False):
             try: rows.append(job.result())
             except Exception as e:  # a worker that died (not a task failure, which is a row already)
@@ -532,7 +557,6 @@ def process_observations(obsids, data_dir, work_dir, ra, dec, regions=None, n_wo
     t = Table(rows=[[str(r.get(k, "")) for k in cols] for r in rows], names=cols, dtype=[str] * len(cols))
     t.sort("obsid")
     return t
-
 
 # %% ../nbs/20_swift.ipynb #l002
 def mean_count_rate(lc) -> dict:
@@ -582,8 +606,9 @@ def plot_count_rate_by_day(table: "Table", path=None, title=None, xlabel="Days s
 
 
 # %% ../nbs/20_swift.ipynb #c034
-def plot_image_grid(images, ra, dec, titles=None, size_arcmin=6.0, ncols=4, path=None):
-    "Grid of sky images (FITS paths) zoomed on (ra, dec), log-scaled, titled; saves PNG to `path`."
+def plot_image_grid(images, ra, dec, titles=None, size_arcmin=6.0, ncols=4, path=None, src_radius_arcsec=None,
+                    bkg_radii_arcsec=None):
+    "Grid of sky images (FITS paths) zoomed on (ra, dec) on one log scale with its colorbar, RA/Dec axes and the extraction regions; PNG to `path`."
     import astropy.units as u
     from astropy.coordinates import SkyCoord
     from astropy.io import fits
@@ -594,15 +619,30 @@ def plot_image_grid(images, ra, dec, titles=None, size_arcmin=6.0, ncols=4, path
     images = [Path(p) for p in images]
     if not images: raise MissingInputError("plot_image_grid needs at least one image")
     ncols = min(ncols, len(images)); nrows = int(np.ceil(len(images) / ncols))
-    fig = Figure(figsize=(2.8 * ncols, 2.9 * nrows), layout="constrained")
+    from astropy.visualization.wcsaxes import SphericalCircle
+    fig = Figure(figsize=(3.1 * ncols + 0.8, 3.1 * nrows), layout="constrained")
     center = SkyCoord(ra, dec, unit="deg")
-    for i, p in enumerate(images):
+    if bkg_radii_arcsec: size_arcmin = max(size_arcmin, 2.2 * max(bkg_radii_arcsec) / 60)   # the whole annulus in view
+    cuts, units = [], set()
+    for p in images:
         with fits.open(p) as hdul:
             hdu = next(h for h in hdul if h.data is not None and h.data.ndim == 2)
-            cut = Cutout2D(hdu.data.astype(float), center, size_arcmin * u.arcmin, wcs=WCS(hdu.header))
+            cuts.append(Cutout2D(hdu.data.astype(float), center, size_arcmin * u.arcmin, wcs=WCS(hdu.header)))
+            units.add(str(hdu.header.get("BUNIT", "")).strip() or "counts")
+    norm = simple_norm(np.concatenate([c.data.ravel() for c in cuts]), "log", percent=99.8)   # one scale: images compare
+    for i, (p, cut) in enumerate(zip(images, cuts)):
         ax = fig.add_subplot(nrows, ncols, i + 1, projection=cut.wcs)
-        ax.imshow(cut.data, origin="lower", cmap="magma", norm=simple_norm(cut.data, "log", percent=99.8))
+        im = ax.imshow(cut.data, origin="lower", cmap="magma", norm=norm)
         ax.set_title(titles[i] if titles else p.name, fontsize=9)
-        ax.coords[0].set_ticklabel_visible(False); ax.coords[1].set_ticklabel_visible(False)
+        ax.coords[0].set_ticklabel_visible(i // ncols == nrows - 1); ax.coords[1].set_ticklabel_visible(i % ncols == 0)
+        if i // ncols == nrows - 1: ax.coords[0].set_axislabel("RA (ICRS)")
+        if i % ncols == 0: ax.coords[1].set_axislabel("Dec (ICRS)")
+        radii = [(src_radius_arcsec, "cyan", "-", "source")] if src_radius_arcsec else []
+        radii += [(r, "white", "--", "background") for r in (bkg_radii_arcsec or [])]
+        for k, (r, color, style, label) in enumerate(radii):
+            ax.add_patch(SphericalCircle(center, r * u.arcsec, edgecolor=color, facecolor="none", linestyle=style, lw=0.9,
+                                         transform=ax.get_transform("icrs"), label=label if "background" not in label or k <= 1 else None))
+        if i == 0 and radii: ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
+    fig.colorbar(im, ax=fig.axes, shrink=0.8, label=f"{' / '.join(sorted(units))} per pixel")
     if path: fig.savefig(path, dpi=110)
     return fig

@@ -17,16 +17,16 @@ from .errors import BadInputFileError, BadParameterError, NoCloudCopyError
 
 # %% auto #0
 __all__ = ['LAMBDA_DATA_URL', 'LAMBDA_BUCKET', 'LAMBDA_TREE_RENAMES', 'WMAP_K_IQU_URL', 'STOKES_COLUMNS', 'WMAP_BANDS', 'T_CMB',
-           'APERTURE_FACT', 'lambda_s3_uri', 'stokes_columns', 'thermo_to_rj', 'rj_to_jy', 'parse_temperature_unit',
-           'WmapMap', 'read_wmap_map', 'target_lonlat', 'aperture_pixels', 'annulus_pixels', 'aperture_sum',
-           'wmap_photometry', 'wmap_figures']
+           'APERTURE_FACT', 'COORD_NAMES', 'lambda_s3_uri', 'stokes_columns', 'thermo_to_rj', 'rj_to_jy',
+           'parse_temperature_unit', 'WmapMap', 'read_wmap_map', 'target_lonlat', 'aperture_pixels', 'annulus_pixels',
+           'aperture_sum', 'wmap_photometry', 'wmap_figures']
 
 # %% ../nbs/32_wmap.ipynb #w005
 # LAMBDA's https tree and its AWS copy (mwnb/contracts/s3_layouts.yaml layout lambda_wmap: sources s3_sc, lambda_test)
 LAMBDA_DATA_URL = "https://lambda.gsfc.nasa.gov/data"
 LAMBDA_BUCKET = "nasa-lambda"
 LAMBDA_TREE_RENAMES = {"map": "wmap"}   # "The 'map' directory on LAMBDA has been renamed 'wmap' on AWS" (s3_sc)
-# the seed's file: WMAP 9-year K-band I,Q,U map at res 9 (NSIDE 512), smoothed to 1 degree, NESTED (lambda_wmap example)
+# the original B0453-685 notebook's file: WMAP 9-year K-band I,Q,U map at res 9 (NSIDE 512), smoothed to 1 degree, NESTED (lambda_wmap example)
 WMAP_K_IQU_URL = f"{LAMBDA_DATA_URL}/map/dr5/skymaps/9yr/smoothed/wmap_band_smth_iqumap_r9_9yr_K_v5.fits"
 
 def lambda_s3_uri(url: str) -> str:
@@ -64,7 +64,7 @@ def stokes_columns(names) -> dict:
 # Frequencies 22.8/33.0/40.7/60.8/93.5 GHz: Jarosik et al. 2003 / Bennett et al. 2003 (WMAP first-year, Table 1; the
 # nominal 23/33/41/61/94 GHz are quoted by LAMBDA's "WMAP Effective Frequency Calculator" documentation). For a source
 # spectrum other than the CMB's the effective frequency shifts by up to a few per cent (same LAMBDA page): not applied.
-# FWHM 0.88/0.66/0.51/0.35/0.22 deg: Bennett et al. 2013 (nine-year) as quoted in issue 13; Page et al. 2003 give
+# FWHM 0.88/0.66/0.51/0.35/0.22 deg: Bennett et al. 2013 (nine-year); Page et al. 2003 give
 # 0.82 deg at 23 GHz to 0.21 deg at 94 GHz for the first year. The smoothed ("smth") maps are at 1 deg (their headers).
 WMAP_BANDS = {"K": (22.8, 0.88), "Ka": (33.0, 0.66), "Q": (40.7, 0.51), "V": (60.8, 0.35), "W": (93.5, 0.22)}
 T_CMB = 2.725   # K, the CMB temperature WMAP's thermodynamic units refer to (Mather et al. 1999, used by the WMAP papers)
@@ -275,6 +275,8 @@ def wmap_photometry(m: WmapMap, ra: float, dec: float, *, stokes: str = "I", rad
 def _label(m: WmapMap) -> str:
     return f" [MWNBDEMO stand-in for {m.stand_in}]" if m.stand_in else ""
 
+COORD_NAMES = {"G": "Galactic", "C": "equatorial", "E": "ecliptic"}   # healpy's coordinate letters, in words
+
 @contextlib.contextmanager
 def _pyplot_without_repl_hook():
     "healpy's mollview/gnomview call pyplot.ioff(), which fails in a shell whose display hook pyplot registered in another shell."
@@ -299,25 +301,32 @@ def wmap_figures(m: WmapMap, ra: float, dec: float, out_dir, *, name: str = "tar
         v = m.maps[s]
         lim = np.nanpercentile(np.abs(v), 99) if s != "I" else None
         with _pyplot_without_repl_hook():
-            hp.mollview(v, title=f"WMAP {m.band} Stokes {s} ({m.coord}){_label(m)}", unit=m.unit,
+            hp.mollview(v, title=f"WMAP {m.band} Stokes {s}, {COORD_NAMES.get(m.coord, m.coord)} coordinates" + _label(m).replace(" [", "\n[", 1),
+                        unit=m.unit,
                         min=-lim if lim else None, max=lim, norm=None if s != "I" else "hist", cmap="RdBu_r" if s != "I" else None)
         fig = plt.gcf()
         hp.graticule(dpar=30, dmer=60, alpha=0.3)
         hp.projscatter(lon, lat, lonlat=True, marker="o", s=80, facecolors="none", edgecolors="k", linewidths=1.5)
         hp.projtext(lon, lat, f"  {name}", lonlat=True, fontsize=9)
         files[f"mollview_{s}"] = out / f"wmap_{m.band}_{s}_mollview.png"
-        fig.savefig(files[f"mollview_{s}"], dpi=100); figs[f"mollview_{s}"] = fig
+        # saved whole (bbox tight: the title is not clipped) and closed: pyplot figures left open are drawn a second
+        # time by the notebook at the end of the cell, beside the saved PNG
+        fig.savefig(files[f"mollview_{s}"], dpi=100, bbox_inches="tight"); figs[f"mollview_{s}"] = fig; plt.close(fig)
     reso = max(m.pixel_deg * 60 / 4, 1.0)   # arcmin per cutout pixel
     with _pyplot_without_repl_hook():
         hp.gnomview(m.maps["I"], rot=(lon, lat), xsize=int(cutout_deg * 60 / reso), reso=reso,
-                    title=f"WMAP {m.band} I around {name}" + _label(m).replace(" [", "\n[", 1), unit=m.unit)   # label on its own line
+                    title=f"WMAP {m.band} I around {name} ({COORD_NAMES.get(m.coord, m.coord)}, {cutout_deg:g} deg wide)"
+                          + _label(m).replace(" [", "\n[", 1), unit=m.unit)   # label on its own line
     fig = plt.gcf()
-    hp.projscatter(lon, lat, lonlat=True, marker="+", s=150, color="k")
+    hp.projscatter(lon, lat, lonlat=True, marker="+", s=150, color="k", label=name)
     r = radius_deg or max(m.fwhm_deg, m.pixel_deg)
     t = np.linspace(0, 2 * np.pi, 200)   # the aperture circle, small-angle: drawn in the tangent plane
-    for rr, style in ((r, "-"), (2 * r, "--"), (4 * r, "--")):   # aperture and the default background annulus
-        hp.projplot(lon + rr * np.cos(t) / np.cos(np.radians(lat)), lat + rr * np.sin(t), lonlat=True, color="k", lw=1, ls=style)
+    rings = ((r, "-", f"aperture, r = {r:.2f} deg"), (2 * r, "--", f"background annulus, {2 * r:.2f}-{4 * r:.2f} deg"), (4 * r, "--", None))
+    for rr, style, label in rings:   # aperture and the default background annulus
+        hp.projplot(lon + rr * np.cos(t) / np.cos(np.radians(lat)), lat + rr * np.sin(t), lonlat=True, color="k", lw=1, ls=style,
+                    label=label)
+    fig.axes[0].legend(loc="lower left", fontsize=8, framealpha=0.8)
     files["cutout_I"] = out / f"wmap_{m.band}_I_cutout.png"
-    fig.savefig(files["cutout_I"], dpi=100); figs["cutout_I"] = fig
+    fig.savefig(files["cutout_I"], dpi=100, bbox_inches="tight"); figs["cutout_I"] = fig; plt.close(fig)
     return {"figures": figs, "files": files}
 

@@ -1,4 +1,5 @@
-"""Issue 3 acceptance: TAP never short, retries, persistent failure, atomic downloads, byte-frugal cutouts."""
+"""TAP answers are complete or fail loudly (row caps, random subsets, paging, sync limits, refused ADQL), every call ends within
+its deadline (drips, Retry-After), downloads are atomic and cutouts byte-frugal."""
 import logging, time
 from pathlib import Path
 import numpy as np
@@ -11,7 +12,8 @@ from astropy.coordinates import SkyCoord
 import astropy.units as u
 
 from mwnb.archive import tap_query, tap_upload_join
-from mwnb.cloud import cutout, download, https_url, open_fits, cloud_uri
+from mwnb.cloud import download, https_url, open_fits, cloud_uri
+from mwnb.cutouts import cutout
 from mwnb.errors import ArchiveUnavailableError, TruncatedResultError, DownloadError
 
 
@@ -138,7 +140,7 @@ def test_cloud_uri_resolves_the_five_kinds_from_real_response_shapes(archive):
     wise = pyvo.dal.SIA2Service(conf.irsa_sia).search(pos=(83.63321, 22.01446, 0.1), collection="wise_allwise").to_table()
     row = wise[wise["dataproduct_subtype"] == "science"][0]
     assert cloud_uri(row) == "s3://nasa-irsa-wise/wise/allwise/images/p3am_cdd/08/0837/0837p227_ac51/0837p227_ac51-w1-int-3.fits"
-    # 2. a DataLink result reached from HEASARC's SIA record with getdatalink() (the seed: iter_datalinks() does not work)
+    # 2. a DataLink result reached from HEASARC's SIA record with getdatalink() (iter_datalinks() does not work there)
     sia = pyvo.dal.SIAService(conf.heasarc_sia).search(pos=(83.63321, 22.01446), size=0.2, format="image/fits")
     assert cloud_uri(sia[0].getdatalink()) == "s3://nasa-heasarc/chandra/data/byobsid/8/1838/primary/demo_image2.fits"
     # 3. an IRSA cloud_access value on its own
@@ -178,7 +180,7 @@ def test_opt_in_cache_fetches_once(archive, tmp_path, monkeypatch):
     assert list(tmp_path.rglob("img.fits"))
 
 
-# ---- issue 10: the archives' documented answers (contracts) ----
+# ---- the archives' documented answers (contracts) ----
 
 def test_heasarc_datalink_is_per_table_with_row_ids(archive, monkeypatch):
     "heasarc_sia.yaml datalink_url: .../datalink/{table}?sizefiles=false& with ID=ivo://nasa.heasarc/{table}?{__row} (defect 4)."
@@ -261,3 +263,159 @@ def test_crab_obstap_query_uses_only_verified_contract_columns(archive):
     assert 'mast_observations_adql(ra, dec, search_radius_deg, ["PS1"], dataproduct_type="image")' in src and "FROM ivoa.obscore" not in src
     ps1 = tap_query("mast", q)
     assert list(ps1["obs_id"]) == ["rings.v3.skycell.1784.059.stk.g"]
+
+
+# ---- whole answers against servers that cut silently ----
+
+@pytest.fixture()
+def paging_table(archive):
+    "5000 rows: ra, a non-angular mjd with 300 NULLs, and an id; served by HEASARC's engine (its behaviours on)."
+    rng = np.random.default_rng(17)
+    mjd = np.ma.MaskedArray(rng.uniform(50000, 60000, 5000), mask=np.zeros(5000, bool))
+    mjd.mask[rng.choice(5000, 300, replace=False)] = True
+    t = Table({"id": np.arange(5000), "ra": rng.uniform(0, 360, 5000), "mjd": mjd})
+    archive.engines["heasarc"].add_table("pagedemo", t)
+    return t
+
+
+@pytest.fixture()
+def small_limits(archive):
+    "The HEASARC engine's hard limit lowered to 1000 rows for one test."
+    engine = archive.engines["heasarc"]
+    old = engine.max_rows, engine.default_rows, dict(engine.behaviours)
+    engine.max_rows = 1000
+    yield engine
+    engine.max_rows, engine.default_rows, engine.behaviours = old
+
+
+def test_query_without_top_gets_every_row_from_a_random_subset_server(archive, paging_table):
+    import pyvo
+    from mwnb.config import conf
+    from mwnb.demo.tap import NO_TOP_CAP
+    plain = pyvo.dal.TAPService(conf.heasarc_tap).run_sync("SELECT id FROM pagedemo")   # what a client without TOP gets
+    assert len(plain) == NO_TOP_CAP and plain.query_status == "OK"
+    t = tap_query("heasarc", "SELECT id FROM pagedemo")
+    assert sorted(t["id"]) == list(range(5000))
+    sent = [r["params"]["QUERY"] for r in archive.requests_to("/heasarc/tap/sync")]
+    assert all(q.upper().startswith("SELECT TOP ") for q in sent[1:])   # mwnb never sends a query without TOP
+
+
+def test_paging_by_a_column_with_nulls_and_no_angular_range(archive, paging_table, small_limits):
+    t = tap_query("heasarc", "SELECT id, mjd FROM pagedemo", page_by="mjd")
+    assert len(t) == 5000 and len(set(t["id"])) == 5000
+    assert int(np.ma.getmaskarray(t["mjd"]).sum()) == 300   # the NULL page came too
+    both = tap_query("heasarc", "SELECT id FROM pagedemo WHERE id < 2600", page_by=("ra", 10, 20))   # range widened by the data
+    assert sorted(both["id"]) == list(range(2600))
+
+
+def test_paged_top_keeps_its_meaning_and_order(archive, paging_table, small_limits):
+    small_limits.max_rows = 100
+    t = tap_query("heasarc", "SELECT TOP 120 id, ra FROM pagedemo ORDER BY ra", page_by="ra")
+    want = np.sort(np.asarray(paging_table["ra"]))[:120]
+    assert len(t) == 120 and np.allclose(np.asarray(t["ra"]), want)
+    desc = tap_query("heasarc", "SELECT TOP 50 id, ra FROM pagedemo ORDER BY ra DESC", page_by="ra")
+    assert np.allclose(np.asarray(desc["ra"]), np.sort(np.asarray(paging_table["ra"]))[::-1][:50])
+
+
+def test_paging_a_text_column_is_refused(archive, paging_table, small_limits):
+    from mwnb.errors import BadParameterError
+    archive.engines["heasarc"].add_table("textdemo", Table({"name": [f"s{i:05d}" for i in range(2500)]}))
+    with pytest.raises(BadParameterError, match="not a numeric column"):
+        tap_query("heasarc", "SELECT name FROM textdemo", page_by="name")
+
+
+def test_server_that_stops_at_its_default_limit_silently(archive, paging_table, small_limits):
+    small_limits.max_rows, small_limits.default_rows = 100000, 300
+    small_limits.behaviours["silent_limits"] = True   # status OK at any limit: the most hostile server
+    t = tap_query("heasarc", "SELECT id FROM pagedemo")   # MAXREC = the hard limit lifts the default one
+    assert len(t) == 5000
+    small_limits.max_rows, small_limits.default_rows = 500, None    # a hard limit below 1000, status OK
+    with pytest.raises(TruncatedResultError):
+        tap_query("heasarc", "SELECT id FROM pagedemo")
+    t = tap_query("heasarc", "SELECT id, ra FROM pagedemo", page_by="ra")
+    assert sorted(t["id"]) == list(range(5000))
+
+
+def test_giant_top_is_a_broken_answer_and_tap_all_avoids_it(archive, paging_table):
+    import pyvo
+    from mwnb.archive import tap_all
+    from mwnb.config import conf
+    with pytest.raises(Exception):   # HEASARC csc with TOP 9999999 (astroquery #3423): pyvo cannot parse the answer
+        pyvo.dal.TAPService(conf.heasarc_tap).run_sync("SELECT TOP 9999999 id FROM pagedemo")
+    t = tap_all("heasarc", "SELECT id FROM pagedemo")
+    assert len(t) == 5000 and t.meta["n_counted"] == 5000
+    asked = [r["params"]["QUERY"] for r in archive.requests_to("/heasarc/tap/sync")]
+    assert "SELECT TOP 5001 id FROM pagedemo" in asked
+
+
+def test_gaia_sync_limit_is_lifted_by_an_async_job(archive):
+    import pyvo
+    from mwnb.config import conf
+    archive.engines["gaia"].add_table("gaiadr3.dense_field", Table({"source_id": np.arange(2500)}))
+    sync = pyvo.dal.TAPService(conf.gaia_tap).run_sync("SELECT source_id FROM gaiadr3.dense_field")
+    assert len(sync) == 2000 and sync.query_status == "OK"   # Gaia's silent sync limit, as a plain client sees it
+    t = tap_query("gaia", "SELECT source_id FROM gaiadr3.dense_field")
+    assert sorted(t["source_id"]) == list(range(2500))
+    assert archive.requests_to("/gaia/tap/async")
+
+
+def test_irsa_refuses_join_and_takes_the_forms_that_worked(archive):
+    import pyvo
+    from mwnb.config import conf
+    from mwnb.errors import ServiceQueryError
+    join = ("SELECT u.uid, m.designation FROM TAP_UPLOAD.t1 AS u JOIN fp_psc AS m "
+            "ON CONTAINS(POINT('ICRS', m.ra, m.dec), CIRCLE('ICRS', u.ra, u.dec, 0.01)) = 1")
+    with pytest.raises(pyvo.dal.DALQueryError, match="JOIN"):
+        pyvo.dal.TAPService(conf.irsa_tap).run_sync("SELECT a.ra FROM fp_psc AS a JOIN fp_psc AS b ON a.ra = b.ra")
+    fp = tap_query("irsa", "SELECT TOP 3 designation, ra, dec FROM fp_psc")
+    up = Table({"uid": [1, 2, 3], "ra": np.asarray(fp["ra"]), "dec": np.asarray(fp["dec"])})
+    with pytest.raises(ServiceQueryError, match="JOIN is not supported"):
+        tap_query("irsa", join, uploads={"t1": up})
+    comma = ("SELECT u.uid, m.designation FROM TAP_UPLOAD.t1 AS u, fp_psc AS m "
+             "WHERE CONTAINS(POINT('ICRS', m.ra, m.dec), CIRCLE('ICRS', u.ra, u.dec, 0.0001)) = 1")
+    res = tap_upload_join("irsa", up, comma, mode="async")
+    assert sorted(res["uid"]) == [1, 2, 3] and set(res["designation"]) == set(fp["designation"])
+    ra, dec = float(fp["ra"][0]), float(fp["dec"][0])
+    nearest = tap_query("irsa", f"SELECT TOP 1 designation, DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', {ra}, {dec})) AS dist "
+                                f"FROM fp_psc WHERE CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, 0.01)) = 1 ORDER BY dist")
+    assert nearest["designation"][0] == fp["designation"][0] and nearest["dist"][0] < 1e-9
+
+
+# ---- every call ends within its deadline ----
+
+def test_dripping_server_ends_a_sync_query_within_the_deadline(archive, monkeypatch):
+    monkeypatch.setenv("MWNB_DEADLINE", "3")
+    archive.add_table("tiny", Table({"x": np.arange(50)}))
+    archive.inject_fault("/heasarc/tap/sync", kind="drip", delay=0.5, times=10)
+    t0 = time.monotonic()
+    with pytest.raises(ArchiveUnavailableError, match="deadline"):
+        tap_query("heasarc", "SELECT x FROM tiny")
+    elapsed = time.monotonic() - t0
+    print(f"dripping sync tap_query ended after {elapsed:.2f} s (deadline 3 s)")
+    assert elapsed < 3 + 1.5
+
+
+def test_dripping_server_ends_an_http_get_within_the_deadline(archive, monkeypatch):
+    from mwnb.archive import http_get
+    monkeypatch.setenv("MWNB_DEADLINE", "2")
+    url = archive.add_file("/heasarc/FTP/demo/drip.txt", b"x" * 200)
+    archive.inject_fault("/heasarc/FTP/demo/drip", kind="drip", delay=0.5, times=10)
+    t0 = time.monotonic()
+    with pytest.raises(ArchiveUnavailableError, match="deadline"):
+        http_get(url)
+    assert time.monotonic() - t0 < 2 + 1.5
+
+
+def test_retry_after_is_waited_and_one_beyond_the_deadline_fails_at_once(archive, monkeypatch):
+    archive.add_table("tiny2", Table({"x": [1, 2, 3]}))
+    archive.inject_fault("/heasarc/tap/sync", status=503, retry_after=2, times=1)
+    t0 = time.monotonic()
+    t = tap_query("heasarc", "SELECT x FROM tiny2")
+    waited = time.monotonic() - t0
+    assert sorted(t["x"]) == [1, 2, 3] and 2.0 <= waited < 6
+    monkeypatch.setenv("MWNB_DEADLINE", "5")
+    archive.inject_fault("/heasarc/tap/sync", status=503, retry_after=20, times=1)
+    t0 = time.monotonic()
+    with pytest.raises(ArchiveUnavailableError, match="asked to wait 20 s"):
+        tap_query("heasarc", "SELECT x FROM tiny2")
+    assert time.monotonic() - t0 < 2

@@ -6,7 +6,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from mwnb.associations import (propagate_gaia, run_nway, simulate_field, association_scores, associate, xray_errors,
-                               sigma_from_confidence, epoch_prop_adql)
+                               epoch_prop_adql)
 from mwnb.errors import BadParameterError, MissingInputError
 
 # These tests run in a pytest process of their own (README test command): a whole-suite run crashed later in
@@ -73,8 +73,8 @@ def test_csc_error_conversion_and_bad_input():
     assert abs(maj[0] - 1.0) < 1e-6 and abs(mn[0] - 1.0) < 1e-6
     with pytest.raises(MissingInputError, match="err_ellipse_r0"):
         xray_errors(Table({"r0": [1.0]}))
-    with pytest.raises(BadParameterError):
-        sigma_from_confidence(1.0, 1.0)
+    with pytest.raises(BadParameterError, match="between 0 and 1"):
+        xray_errors(t, level=1.0)
     xray, stars, truth, area = simulate_field(0, n_xray=5, density=1e3)
     with pytest.raises(BadParameterError, match="positive position error"):
         run_nway((xray, -1.0), {"opt": (stars, 0.01)}, area)
@@ -90,3 +90,25 @@ def test_associate_moves_gaia_to_the_xray_epoch():
     m, s = moved[moved["gaia_index"] == 0][0], still[still["gaia_index"] == 0][0]
     assert m["gaia_source_id"] == 7 and abs(m["sep_gaia"]) < 1e-3 and abs(s["sep_gaia"] - 6.5) < 1e-3
     assert m["p_match"] > 0.9 > s["p_match"]
+
+
+def test_counterpart_probabilities_on_the_demo_stand_ins(archive):
+    """The cross-match's probability step against the local archive: the demo's stand-in Gaia and 2MASS stars sit
+    0.4" and 0.8" from chosen CSC sources, alone within 5", so NWAY finds them with high p_any; a CSC source with
+    no star nearby gets none; the assumed X-ray error is stated and the stand-in label carried."""
+    from mwnb.catalogs import csc_sources
+    from mwnb.associations import counterpart_probabilities
+    csc = csc_sources()
+    names = ["2CXO J202130.7+402646", "2CXO J174625.7-285152", "2CXO J174016.2-280730"]
+    xray = csc[[n in names for n in csc["name"]]]["name", "ra", "dec"]
+    res = counterpart_probabilities(xray, radius=5.0, xray_error_95=1.0)
+    assert "ASSUMED: 1.0 arcsec" in res.meta["xray_errors"] and "MWNBDEMO" in res.meta["MWNBDEMO"]
+    assert res.meta["n_gaia_stars"] == 2 and res.meta["n_2mass_stars"] == 2
+    best = {}
+    for r in res:
+        if r["match_flag"] == 1: best[str(r["xray_name"])] = r
+    for n in names[:2]:
+        assert best[n]["gaia_index"] >= 0 and best[n]["p_any"] > 0.9 and abs(best[n]["sep_gaia"] - 0.4) < 0.05
+    assert names[2] not in best or best[names[2]]["p_any"] < 0.1
+    with pytest.raises(Exception, match="xray_error_95"):
+        counterpart_probabilities(xray)

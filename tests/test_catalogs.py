@@ -1,12 +1,13 @@
-"""Issue 4: catalog loaders from files and from the (local) archives, complete and with units. Issue 10: chanmaster
-rows without position, extended 4FGL sources, demo tables with contract columns only."""
+"""Catalog loaders from files and from the (local) archives: complete whole-table reads, units, chanmaster rows without
+position, extended 4FGL sources, demo tables with contract columns only, blank and sexagesimal positions."""
 import numpy as np
 import pytest
 import astropy.units as u
-from astropy.table import Table
+from astropy.table import QTable, Table
 
 from mwnb.catalogs import (read_csc, read_fermi, csc_sources, chandra_observations, fermi_4fgl, gaia_cone,
                            twomass_cone, log10_flux, positive_flux)
+from mwnb import catalogs
 from mwnb.errors import NonPositiveFluxError, TruncatedResultError
 from mwnb.config import data_dir
 
@@ -18,7 +19,7 @@ HALF = DATA / "heasarc-tutorials-cfg2-half/csc_near_4fgl_l0-180.ecsv"
 
 
 def test_csc_from_tap_is_complete_with_units(archive):
-    """Issue 11: the demo csc serves the 5,462 real sources of the published plane half and the 326 of the CSC2 example."""
+    """The demo csc serves the 5,462 real sources of the published plane half and the 326 of the CSC2 example."""
     from astropy.table import vstack
     t = csc_sources()
     half = Table.read(HALF)
@@ -64,7 +65,7 @@ def test_chandra_observations(archive):
 
 
 def test_chanmaster_rows_without_position_are_filtered_not_fatal(archive):
-    """Issue 10, defect 3: real chanmaster has rows with NULL ra/dec; the query leaves them out."""
+    """Real chanmaster has rows with NULL ra/dec; the query leaves them out."""
     from mwnb.archive import tap_query
     null = tap_query("heasarc", "SELECT obsid, ra, dec FROM chanmaster WHERE ra IS NULL OR dec IS NULL")
     assert list(null["obsid"]) == [-1]                     # the demo serves one, as the contract says the real one does
@@ -74,7 +75,7 @@ def test_chanmaster_rows_without_position_are_filtered_not_fatal(archive):
 
 
 def test_demo_chanmaster_provenance_is_in_meta_not_a_column():
-    """Issue 10, defect 5: demo tables carry only contract columns; the synthesised exposure is said in meta."""
+    """Demo tables carry only contract columns; the synthesised exposure is said in meta."""
     from mwnb.demo.crossmatch import chanmaster_table, fermilpsc_table, csc_table, DEMO_NOTE
     from mwnb.contracts import contract_columns
     cm = chanmaster_table(DATA)
@@ -84,7 +85,7 @@ def test_demo_chanmaster_provenance_is_in_meta_not_a_column():
 
 
 def test_fermilpsc_extended_sources_over_tap(archive, caplog):
-    """Issue 10, defect 4: over TAP the 82 extended sources are named (extended_source_name), never dropped silently."""
+    """Over TAP the 82 extended sources are named (extended_source_name), never dropped silently."""
     import logging
     with caplog.at_level(logging.WARNING, logger="mwnb.catalogs"):
         tap = fermi_4fgl()
@@ -113,7 +114,7 @@ def test_nonpositive_flux_is_filtered_and_counted():
 
 
 def test_4fgl_classes_kept_as_published(archive):
-    """Issue 11: CLASS1 keeps 4FGL's identified (capitals) vs associated (lower case) distinction; class_group folds it."""
+    """CLASS1 keeps 4FGL's identified (capitals) vs associated (lower case) distinction; class_group folds it."""
     from mwnb.catalogs import class_group
     raw = Table.read(FGL, hdu=1)
     published = np.char.strip(np.asarray(raw["CLASS1"]).astype(str))
@@ -135,3 +136,82 @@ def test_flux_summary_of_the_served_csc(archive):
     assert s["n"] == 5788 and s["n_missing"] == 0
     assert (s["min"], s["max"]) == (both.min(), both.max()) == (half.min(), half.max())
     assert abs(s["mean"] - both.mean()) < 1e-12 * both.mean()
+
+
+def test_whole_catalog_reads_are_counted_and_complete_against_random_subsets(archive):
+    "HEASARC answers a query without TOP with a random capped subset (status OK): every whole read still comes back whole."
+    import pyvo
+    from mwnb.archive import tap_query
+    from mwnb.config import conf
+    from mwnb.demo.tap import NO_TOP_CAP
+    svc = pyvo.dal.TAPService(conf.heasarc_tap)
+    assert len(svc.run_sync("SELECT name FROM csc")) == NO_TOP_CAP   # what a read without TOP gets
+    n_csc = int(tap_query("heasarc", "SELECT COUNT(*) AS n FROM csc")["n"][0])
+    n_obs = int(tap_query("heasarc", "SELECT COUNT(*) AS n FROM chanmaster WHERE ra IS NOT NULL AND dec IS NOT NULL")["n"][0])
+    assert n_csc == 5788 and n_obs == 187
+    for _ in range(2):   # a different random subset each call must never show
+        t = csc_sources(min_flux=None)
+        assert len(t) == n_csc == len(set(t["name"])) and t.meta["n_counted"] == n_csc
+    assert len(csc_sources(min_flux=None, page_by="dec")) == n_csc
+    assert len(chandra_observations()) == n_obs
+    assert len(fermi_4fgl()) == 7195
+    reads = [r["params"]["QUERY"] for r in archive.requests_to("/heasarc/tap/sync")]
+    assert f"SELECT TOP {n_csc + 1} name, ra, dec, lii, bii, b_flux_ap FROM csc" in reads
+
+
+def test_blank_positions_are_refused_or_dropped_never_zero(tmp_path):
+    from mwnb.errors import BadInputFileError
+    path = tmp_path / "blank.csv"
+    path.write_text("name,ra,dec,flux\nA,,,1e-13\nB,10.0,-5.0,2e-13\n")
+    with pytest.raises(BadInputFileError, match="blank ra/dec .*A"):
+        read_csc(path)
+    kept = read_csc(path, blank_positions="drop")
+    assert list(kept["name"]) == ["B"] and kept.meta["n_dropped_blank_position"] == 1
+
+
+def test_sexagesimal_positions_parse_or_fail_typed(tmp_path):
+    from mwnb.errors import BadInputFileError
+    good = tmp_path / "sexa.csv"
+    good.write_text("name,ra,dec\nA,12h30m00s,-05d30m00s\nB,12:30:00,+10:00:00\n")
+    t = read_csc(good)
+    assert np.allclose(np.asarray(t["ra"]), [187.5, 187.5]) and np.allclose(np.asarray(t["dec"]), [-5.5, 10.0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,ra,dec\nA,12h3xm,1\n")
+    with pytest.raises(BadInputFileError, match="neither numbers nor sexagesimal"):
+        read_csc(bad)
+
+
+# ---- MAST observations and sources, the CSC command-line service ----
+
+def test_mast_observations_near_field(local_archive):
+    from mwnb.archive import tap_query
+    obs = tap_query("mast", "SELECT obs_collection, s_ra, s_dec FROM ivoa.obscore")
+    assert len(obs) > 0
+    r = obs[0]
+    hit = catalogs.mast_observations(float(r["s_ra"]), float(r["s_dec"]) + 0.01, radius_deg=0.05,
+                                    collections=(str(r["obs_collection"]),))
+    assert len(hit) >= 1 and np.all(hit["obs_collection"] == r["obs_collection"])
+    none = catalogs.mast_observations(float(r["s_ra"]), float(r["s_dec"]) + 1.0, radius_deg=0.05,
+                                     collections=(str(r["obs_collection"]),))
+    assert len(none) == 0 and "no " in none.meta["note"]
+
+
+def test_galex_hsc_and_csc_are_live_only(monkeypatch):
+    from mwnb.errors import ServiceQueryError
+    monkeypatch.setenv("MWNB_ARCHIVE", "local")
+    with pytest.raises(ServiceQueryError, match="MAST's catalog service .* is not emulated"):
+        catalogs.mast_source_counterparts(QTable({"id": [1], "ra": [149.0] * u.deg, "dec": [69.7] * u.deg,
+                                                   "pos_err_95": [1.0] * u.arcsec}), "GALEX")
+    with pytest.raises(ServiceQueryError, match="MWNB_ARCHIVE=live"):
+        catalogs.csc_obsid_sources(1990)
+
+
+@pytest.mark.remote_data
+def test_live_galex_and_hsc_counterparts(monkeypatch):
+    monkeypatch.setenv("MWNB_ARCHIVE", "live")
+    src = QTable({"id": [1], "ra": [322.49324] * u.deg, "dec": [12.16683] * u.deg, "pos_err_95": [3.0] * u.arcsec})
+    hsc = catalogs.mast_source_counterparts(src, "HSC")           # M15 core (astroquery's own HSC test position)
+    assert len(hsc) > 0 and np.all(hsc["sep"] <= 3.0)
+    src = QTable({"id": [1], "ra": [158.47924] * u.deg, "dec": [-7.30962] * u.deg, "pos_err_95": [30.0] * u.arcsec})
+    galex = catalogs.mast_source_counterparts(src, "GALEX")
+    assert np.all(galex["sep"] <= 30.0) and "note" in galex.meta or len(galex) > 0

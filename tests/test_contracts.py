@@ -54,3 +54,29 @@ def test_registry_adql_is_in_the_regtap_contract():
     from mwnb.archive import registry_adql
     for std in ("tap", "sia", "sia2"):
         assert check_adql("registry", registry_adql("chandra heasarc", std)) == []
+
+
+@pytest.mark.parametrize("service", ["heasarc", "irsa", "gaia", "fermi_lat"])
+def test_every_service_behaviour_cites_a_source_and_says_whether_it_is_verified(service):
+    from mwnb.contracts import behaviours
+    found = behaviours(service)
+    assert found, service
+    for name, b in found.items():
+        assert b.get("what") and b.get("source") and b.get("demo"), f"{service}: {name}"
+        assert isinstance(b.get("verified"), bool), f"{service}: {name}"
+    print(service, {n: b["verified"] for n, b in found.items()})
+
+
+def test_the_demo_shows_the_verified_behaviours_by_default():
+    "Every behaviour the demo engine switches on is a contract behaviour of that service, and the verified ones are on."
+    from mwnb.contracts import behaviours
+    from mwnb.demo.tap import BEHAVIOURS
+    assert BEHAVIOURS["heasarc"]["no_top_random_subset"] and BEHAVIOURS["irsa"]["join_refused"] and BEHAVIOURS["gaia"]["sync_row_limit"]
+    names = {"heasarc": {"no_top_random_subset", "huge_top_fails"}, "irsa": {"join_refused", "distance_negative_refused"},
+             "gaia": {"sync_row_limit"}}
+    for service, switches in BEHAVIOURS.items():
+        assert set(switches) == names[service]
+        contract = behaviours(service)
+        for switch, on in switches.items():
+            entry = contract.get(switch) or contract["distance_negative_coordinates"]   # the demo names its refusal
+            assert on == entry["verified"], f"{service}.{switch}: on={on} but verified={entry['verified']}"

@@ -8,7 +8,7 @@ from astropy.table import QTable
 
 from mwnb import fermi
 from mwnb.config import data_dir
-from mwnb.errors import ArchiveUnavailableError, MissingInputError
+from mwnb.errors import ArchiveUnavailableError, MissingInputError, LatQueryError
 
 B0453 = (73.39, -68.49)
 DR2 = data_dir() / "pypi-fermipy-4fgl-dr4" / "gll_psc_v27.fit"   # 4FGL-DR2, the catalog of the published config
@@ -38,7 +38,7 @@ def test_query_polled_through_not_ready_pages_then_downloaded(local_archive, lat
     query = local_archive.requests_to("/fermi/LATDataQuery.cgi")
     assert len(query) == 1 and query[0]["method"] == "POST"
     assert query[0]["params"]["timefield"] == "239557417,599544005"
-    assert query[0]["params"]["energyfield"] == "300,2e+06"
+    assert query[0]["params"]["energyfield"] == "300,2000000"   # whole MeV, as the seed and the published successor send
     assert query[0]["params"]["shapefield"] == "10"
     (ph,) = files["photon"]
     assert ph.read_bytes() == lat_server.photon_file          # whole and identical
@@ -90,7 +90,7 @@ def test_b0453_config_has_every_value(tmp_path):
     assert fermi.Path(c["model"]["catalogs"][0]).name == "gll_psc_v27.fit" and fermi.Path(c["model"]["extdir"]).name == "Extended_8years"
 
 
-# defect 1: the ROI is centred on ra/dec (no catalog name lookup) and the PWN is a free power-law point source
+# the ROI is centred on ra/dec (no catalog name lookup) and the PWN is a free power-law point source
 def test_b0453_config_centres_on_position_and_adds_the_pwn():
     cfg = fermi.fermipy_config("B0453-685", *B0453)
     assert "target" not in cfg["selection"] and (cfg["selection"]["ra"], cfg["selection"]["dec"]) == B0453
@@ -99,14 +99,15 @@ def test_b0453_config_centres_on_position_and_adds_the_pwn():
     assert pwn["Index"]["free"] and pwn["Prefactor"]["free"]
 
 
-# defect 3: fermipy's own pure-Python classes validate the written config and build the B0453-685 ROI from it
+# fermipy's own pure-Python classes validate the written config and build the B0453-685 ROI from it
 def test_fermipy_builds_the_b0453_roi_with_the_pwn_and_the_lmc(tmp_path):
     import yaml
     pytest.importorskip("fermipy")
     from fermipy.roi_model import ROIModel
     for name in ("events.txt", "spacecraft.fits", "gll_iem_v07.fits", "iso_P8R3_SOURCE_V3_v1.txt"): (tmp_path / name).touch()
     cfg = fermi.fermipy_config("B0453-685", *B0453, catalog=DR2)
-    written = yaml.safe_load(fermi.write_fermipy_config(cfg, tmp_path / "config.yaml").read_text())
+    # absolute paths: ROIModel alone (without GTAnalysis) has no fileio.outdir to search relative diffuse names in
+    written = yaml.safe_load(fermi.write_fermipy_config(cfg, tmp_path / "config.yaml", relative=False).read_text())
     full = fermi.fermipy_schema().create_config(written, validate=True)     # fermipy's ConfigSchema, unknown keys raise
     assert full["selection"]["target"] is None
     roi = ROIModel.create(full["selection"], full["model"])
@@ -128,28 +129,29 @@ def test_fermipy_builds_the_b0453_roi_with_the_pwn_and_the_lmc(tmp_path):
         ROIModel.create({**full["selection"], "target": "B0453-685"}, {**full["model"], "sources": []})
 
 
-# defect 2: the written paths are the ones fermipy resolves, from any working directory
-def test_written_paths_are_the_files_fermipy_resolves(tmp_path, monkeypatch):
-    import os, yaml
+def test_written_paths_are_relative_and_resolve_from_the_config_folder_after_a_move(tmp_path, monkeypatch):
+    import os, shutil, yaml
     pytest.importorskip("fermipy")
     from fermipy.utils import resolve_file_path
-    lat = tmp_path / "lat"; lat.mkdir()
-    for name in ("spacecraft.fits", "gll_iem_v07.fits", "iso_P8R3_SOURCE_V3_v1.txt", "ph.fits"): (lat / name).touch()
-    (lat / "events.txt").write_text(str(lat / "ph.fits") + "\n")
-    cfg = fermi.fermipy_config("B0453-685", *B0453, catalog=DR2, outdir=str(tmp_path / "out"))
-    written = yaml.safe_load(fermi.write_fermipy_config(cfg, lat / "config.yaml").read_text())
-    elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir(); monkeypatch.chdir(elsewhere)
-    # fermipy (gtanalysis.py): evfile/scfile as given, else in fileio.outdir; diffuse: resolve_file_path over outdir, ...
+    run = tmp_path / ".b0453685.running-x" / "lat"; run.mkdir(parents=True)
+    for name in ("spacecraft.fits", "gll_iem_v07.fits", "iso_P8R3_SOURCE_V3_v1.txt", "ph.fits"): (run / name).touch()
+    (run / "events.txt").write_text("ph.fits\n")
+    cfg = fermi.fermipy_config("B0453-685", *B0453, catalog=DR2, outdir="fermipy")
+    fermi.write_fermipy_config(cfg, run / "config.yaml")
+    assert ".running-" not in (run / "config.yaml").read_text()            # nothing points into the temporary run folder
+    lat = tmp_path / "result" / "lat"; lat.parent.mkdir(); shutil.move(run, lat)   # the run moves into place
+    written = yaml.safe_load((lat / "config.yaml").read_text())
+    monkeypatch.chdir(lat)                                                  # run_fermipy works there
+    # fermipy (gtanalysis.py): evfile/scfile as given from the working directory; diffuse: resolve_file_path over diffuse_dir, outdir, ...
     assert os.path.isfile(written["data"]["evfile"]) and os.path.isfile(written["data"]["scfile"])
-    search = [written["fileio"]["outdir"], "$FERMI_DIFFUSE_DIR", "$FERMIPY_DATA_DIR"]
-    assert resolve_file_path(written["model"]["galdiff"][0], search_dirs=search) == str(lat / "gll_iem_v07.fits")
-    assert resolve_file_path(written["model"]["isodiff"][0], search_dirs=search) == str(lat / "iso_P8R3_SOURCE_V3_v1.txt")
-    paths = fermi.check_fermipy_inputs(written)
-    assert lat / "events.txt" in paths and lat / "ph.fits" in paths
+    search = written["model"]["diffuse_dir"] + [written["fileio"]["outdir"], "$FERMI_DIFFUSE_DIR", "$FERMIPY_DATA_DIR"]
+    assert os.path.samefile(resolve_file_path(written["model"]["galdiff"][0], search_dirs=search), lat / "gll_iem_v07.fits")
+    paths = fermi.check_fermipy_inputs(written, lat, cwd=lat)
+    assert {p.resolve() for p in paths} >= {(lat / "events.txt").resolve(), (lat / "ph.fits").resolve()}
     # missing diffuse model: named, with where fermipy looked and the FSSC address
     (lat / "iso_P8R3_SOURCE_V3_v1.txt").unlink()
     with pytest.raises(MissingInputError, match=r"iso_P8R3_SOURCE_V3_v1.txt is missing .*https://fermi.gsfc.nasa.gov/ssc/data/analysis/software/aux/iso_P8R3_SOURCE_V3_v1.txt"):
-        fermi.check_fermipy_inputs(written)
+        fermi.check_fermipy_inputs(written, lat, cwd=lat)
 
 
 def test_diffuse_models_fetched_from_their_published_address(local_archive, monkeypatch, tmp_path):
@@ -182,16 +184,16 @@ def test_missing_inputs_reported_before_any_long_step(tmp_path):
 @pytest.fixture(scope="module")
 def stand_in_products(tmp_path_factory):
     "ScienceTools-format stand-in files (counts/exposure cubes, gtpsf PSF, diffuse background, yearly time bins) of a 5 deg ROI."
-    from mwnb.demo.fermi import lat_stand_in_position, LAT_IRF_FILE
+    from mwnb.demo.fermi import lat_stand_in_position, LAT_IRF_FILE, lat_products_from_images
     gc = data_dir() / "gammapy-data-fermi"
-    return fermi.lat_products_from_images(gc / "fermi-3fhl-gc-events.fits.gz", gc / "fermi-3fhl-gc-counts.fits.gz",
+    return lat_products_from_images(gc / "fermi-3fhl-gc-events.fits.gz", gc / "fermi-3fhl-gc-counts.fits.gz",
                                           gc / "fermi-3fhl-gc-exposure.fits.gz", gc / "fermi-3fhl-gc-background.fits.gz",
                                           gc / "fermi-3fhl-gc-psf.fits.gz", tmp_path_factory.mktemp("maps"), catalog=DR2,
                                           irf_dataset=gc / LAT_IRF_FILE, center=lat_stand_in_position(), width=5.0,
                                           time_bin_days=365.25)
 
 
-# issue 13: the background of the demo conversion holds no source counts, and it says what it approximates
+# the background of the demo conversion holds no source counts, and it says what it approximates
 def test_demo_background_has_no_source_counts_and_approximations_are_stated(stand_in_products):
     from astropy.io import fits
     from astropy.coordinates import SkyCoord
@@ -212,8 +214,8 @@ def test_demo_background_has_no_source_counts_and_approximations_are_stated(stan
     assert r68[0] > 1.5 * r68[1]                               # not one PSF for all energies
 
 
-# issue 13: the gammapy path consumes ScienceTools-format inputs, the target a new source on fixed/free catalog sources
-def test_gammapy_path_on_sciencetools_inputs_target_is_a_new_source(stand_in_products, tmp_path):
+# the gammapy path consumes ScienceTools-format inputs, the target a new source on fixed/free catalog sources
+def test_gammapy_path_on_sciencetools_inputs_target_is_a_new_source_and_resumes_by_stage(stand_in_products, tmp_path, monkeypatch):
     from astropy.io import fits
     from astropy.table import Table
     from mwnb.demo.fermi import lat_stand_in_position, LAT_STAND_IN
@@ -221,8 +223,21 @@ def test_gammapy_path_on_sciencetools_inputs_target_is_a_new_source(stand_in_pro
     with fits.open(stand_in_products["exposure"]) as h: assert h[1].name == "ENERGIES"        # gtexpcube2
     with fits.open(stand_in_products["psf"]) as h: assert [x.name for x in h[1:]] == ["THETA", "PSF"]   # gtpsf
     taz = lat_stand_in_position()
-    res = fermi.run_lat_likelihood(tmp_path / "out", maps=stand_in_products, target="stand-in", position=taz, engine="gammapy",
-                                   catalog=DR2, exclude=LAT_STAND_IN["exclude"], free_radius=0.5)
+    kw = dict(maps=stand_in_products, target="stand-in", position=taz, engine="gammapy", catalog=DR2,
+              exclude=LAT_STAND_IN["exclude"], free_radius=0.5)
+    # a job stopped after its second stage (as a killed or timed-out run would be) ...
+    stopped = fermi.run_lat_likelihood(tmp_path / "out", stop_after="roi_fit", **kw)
+    job = tmp_path / "out" / "job"
+    state = fermi.lat_job_state(job)
+    assert stopped["stopped_after"] == "roi_fit" and state["stages_done"] == ["roi_model", "roi_fit"] and state["status"] == "stopped"
+    assert not (tmp_path / "out" / "lat_sed.ecsv").exists()
+    # ... resumes from there: the finished stages are not run again
+    def must_not_run(ctx): raise AssertionError("a finished stage ran again")
+    resumed = tuple((n, must_not_run if n in ("roi_model", "roi_fit") else fn) for n, fn in fermi.GAMMAPY_STAGES)
+    monkeypatch.setattr(fermi, "GAMMAPY_STAGES", resumed)
+    res = fermi.run_lat_likelihood(tmp_path / "out", **kw)
+    assert fermi.lat_job_state(job)["status"] == "complete" and len(fermi.lat_job_state(job)["stages_done"]) == 6
+    assert fermi.lat_job_result(job)["ts"] == res["ts"]
     roi = res["roi_sources"]
     assert roi["name"][0] == "stand-in" and "4FGL J1809.8-2332" not in list(roi["name"]) and roi.meta["excluded"] == ["4FGL J1809.8-2332"]
     assert roi["free_norm"].sum() == 2 and (~roi["free_norm"]).sum() > 20   # the target + 1 free catalog source, the rest fixed
@@ -250,6 +265,39 @@ def test_gammapy_path_on_sciencetools_inputs_target_is_a_new_source(stand_in_pro
     with fits.open(res["files"]["maps"]) as h: assert [x.name for x in h[1:]] == ["COUNTS", "MODEL", "RESIDUAL"]
 
 
+DR4 = data_dir() / "pypi-fermipy-4fgl-dr4" / "gll_psc_v35.fit"
+PWN = SkyCoord(73.408, -68.489, unit="deg")                      # HEASARC's published successor places its LAT source here
+
+
+@pytest.mark.parametrize("catalog,target,position,width,free_radius", [
+    (DR2, "B0453-685", PWN, 10.0, 5.0), (DR4, "B0453-685", PWN, 10.0, 5.0),
+    (DR4, "W44 region", SkyCoord(34.6, -0.4, unit="deg", frame="galactic").icrs, 4.0, 2.0)])
+def test_catalog_sources_have_only_their_normalisation_free_for_every_spectrum_type(catalog, target, position, width, free_radius):
+    models, table = fermi.lat_roi_models(catalog, target, position, width=width, free_radius=free_radius,
+                                         extdirs=[data_dir() / "fermipy-4fgl"])
+    by_name = {m.name: m for m in models}
+    free = table[1:][table["free_norm"][1:]]
+    # every 4FGL spectrum type of the ROI has free sources, and gammapy orders their parameters differently
+    assert set(free["spectrum"]) == set(table["spectrum"][1:]) == {"PowerLaw", "LogParabola", "PLSuperExpCutoff"}
+    assert {by_name[n].spectral_model.parameters[0].name for n in free["name"]} == {"index", "amplitude"}
+    for row in table[1:]:
+        names = [p.name for p in by_name[row["name"]].parameters if not p.frozen]
+        assert names == (["amplitude"] if row["free_norm"] else []), (row["name"], row["spectrum"], names)
+        assert row["free_parameters"] == ",".join(names)
+        assert row["free_norm"] == (row["sep_target"] <= free_radius)
+    tgt = by_name[target]
+    assert {p.name for p in tgt.parameters if not p.frozen} == {"lon_0", "lat_0", "index", "amplitude"}
+    assert table["free_parameters"][0] == "index,amplitude,lon_0,lat_0"
+
+
+def test_power_law_normalisation_found_by_name_not_position():
+    from gammapy.modeling.models import PowerLawSpectralModel, ExpCutoffPowerLawSpectralModel, PowerLawNormSpectralModel
+    assert PowerLawSpectralModel().parameters[0].name == "index"        # what made position 0 the wrong choice
+    assert fermi.normalisation_parameter(PowerLawSpectralModel()).name == "amplitude"
+    assert fermi.normalisation_parameter(ExpCutoffPowerLawSpectralModel()).name == "amplitude"
+    assert fermi.normalisation_parameter(PowerLawNormSpectralModel()).name == "norm"
+
+
 def test_without_sciencetools_or_maps_the_message_says_what_is_needed(tmp_path):
     from mwnb.errors import EngineUnavailableError
     with pytest.raises(EngineUnavailableError, match="gtbin.*gtexpcube2.*gtpsf.*lat_maps_dir"):
@@ -268,7 +316,7 @@ def test_energy_dispersion_applied_when_the_inputs_have_one(stand_in_products, t
     assert fermi.read_lat_dataset(stand_in_products).edisp is None
 
 
-# defect 4: the LAT data server client follows the contract
+# the LAT data server client follows the contract
 def test_not_complete_until_state_2_even_when_a_fits_link_appears(local_archive, lat_server, tmp_path):
     lat_server.not_ready_polls, lat_server.links_before_complete = 3, True
     files = _fetch(tmp_path)
@@ -325,7 +373,7 @@ def test_manifest_written_atomically_no_partial_json_after_a_crash(local_archive
 def test_json_api_used_when_available(local_archive, lat_server, tmp_path):
     import json
     lat_server.api_enabled, lat_server.not_ready_polls = True, 2
-    files = _fetch(tmp_path)
+    files = _fetch(tmp_path, api="auto")                                 # only when asked
     api = local_archive.requests_to(fermi.LAT_API_PATH)
     assert [r["method"] for r in api] == ["POST", "GET", "GET", "GET"]     # submit, then state 1, 1, 2
     assert local_archive.requests_to("/fermi/LATDataQuery.cgi") == []      # the form was not used
@@ -336,9 +384,101 @@ def test_json_api_used_when_available(local_archive, lat_server, tmp_path):
 def test_form_used_when_the_json_api_is_absent(local_archive, lat_server, tmp_path):
     import json
     lat_server.api_enabled, lat_server.not_ready_polls = False, 1
-    files = _fetch(tmp_path)
+    files = _fetch(tmp_path, api="auto")
     api = local_archive.requests_to(fermi.LAT_API_PATH)
     assert len(api) == 1 and api[0]["method"] == "POST"                   # tried once, answered 404
     assert len(local_archive.requests_to("/fermi/LATDataQuery.cgi")) == 1
     assert files["photon"][0].read_bytes() == lat_server.photon_file
     assert json.loads((tmp_path / "lat_query.json").read_text())["via"] == "form"
+
+
+def test_html_form_is_the_default_even_when_the_json_api_answers(local_archive, lat_server, tmp_path):
+    lat_server.api_enabled, lat_server.not_ready_polls = True, 0
+    _fetch(tmp_path)
+    assert local_archive.requests_to(fermi.LAT_API_PATH) == []              # the undocumented API is never tried unasked
+    query = local_archive.requests_to("/fermi/LATDataQuery.cgi")
+    assert len(query) == 1 and query[0]["params"]["energyfield"] == "300,2000000"   # whole MeV, as the form takes them
+
+
+def test_rerun_after_a_poll_timeout_resumes_the_same_query(local_archive, lat_server, tmp_path):
+    import json
+    lat_server.not_ready_polls = 50
+    with pytest.raises(ArchiveUnavailableError):
+        fermi.fetch_lat_data(*B0453, tmp_path, interval=0.01, timeout=0.05, backoff=1.0, progress=False)
+    saved = json.loads((tmp_path / "lat_query.json").read_text())
+    assert "QueryResults" in saved["query"] and "files" not in saved
+    lat_server.not_ready_polls = 0
+    files = fermi.fetch_lat_data(*B0453, tmp_path, interval=0.01, timeout=5, progress=False)
+    assert len(local_archive.requests_to("/fermi/LATDataQuery.cgi")) == 1   # submitted once, across both runs
+    assert files["photon"] and json.loads((tmp_path / "lat_query.json").read_text())["query"] == saved["query"]
+
+
+def test_lat_job_runs_in_its_own_process_is_polled_and_reports_a_stop(stand_in_products, tmp_path):
+    from mwnb.demo.fermi import lat_stand_in_position, LAT_STAND_IN
+    job = tmp_path / "job"
+    kw = dict(out_dir=tmp_path / "out", maps=stand_in_products, target="stand-in", position=lat_stand_in_position(),
+              engine="gammapy", catalog=DR2, exclude=LAT_STAND_IN["exclude"], free_radius=0.5, stop_after="roi_model")
+    started = fermi.start_lat_job(job, **kw)
+    assert started["status"] == "running" and started["pid"] != __import__("os").getpid()   # another process
+    state = fermi.poll_lat_job(job, timeout=120, interval=0.2, progress=False)
+    assert state["status"] == "stopped" and state["stages_done"] == ["roi_model"], state
+    with pytest.raises(fermi.MwnbError, match="stopped after stages \\['roi_model'\\].*resumes"):
+        fermi.lat_job_result(job)
+    assert (job / "roi_model.pkl").exists()
+    cleaned = fermi.clean_lat_job(job)
+    assert cleaned["status"] == "cleaned" and not list(job.glob("*.pkl"))
+
+
+class _StubGTA:
+    "Records what fermipy's GTAnalysis is asked; stands in only where the ScienceTools are needed (setup, fit, write_roi...)."
+    log, fit_quality = [], 3
+    def __init__(self, config, logging=None): self.log.append(("init", config))
+    @classmethod
+    def create(cls, path): cls.log.append(("create", path)); return cls.__new__(cls)
+    def __getattr__(self, name): return lambda *a, **k: self.log.append((name, a, k)) or self._answer(name, a, k)
+    def _answer(self, name, a, k):
+        if name == "fit": return {"fit_quality": self.fit_quality, "loglike": -10.0, "fit_status": 0}
+        if name == "write_roi": (self.outdir / f"{a[0]}.npy").touch()
+        if name == "localize": return dict.fromkeys(("ra", "dec", "pos_err_semimajor", "pos_err_semiminor", "pos_angle", "pos_r68", "pos_r95"), 1.0)
+        if name == "curvature": return {"loglike_pl": -10.0, "loglike_lp": -9.0, "loglike_ple": -9.5}
+    @property
+    def roi(self):
+        class Roi:
+            def __contains__(s, name): return True
+            def get_source_by_name(s, name): return type("S", (), {"name": name})()
+        return Roi()
+
+
+def test_fermipy_stages_apply_the_successor_gates_and_resume_from_write_roi(tmp_path, monkeypatch):
+    from mwnb.errors import ConfigError
+    _StubGTA.log.clear(); _StubGTA.outdir = tmp_path
+    args = dict(config="config.yaml", target="B0453-685", free_radius=3.0, lc_bin_days=365.25, ts_curv_min=9.0, outdir=str(tmp_path))
+    ctx = {"args": args, "args_key": "k", "_GTAnalysis": _StubGTA}
+    fermi.run_stages(tmp_path / "job", fermi.FERMIPY_STAGES, dict(ctx), stop_after="roi_fit", progress=False)
+    calls = [c[0] for c in _StubGTA.log]
+    assert calls[:4] == ["init", "setup", "optimize", "delete_sources"]
+    deletes = [c[2] for c in _StubGTA.log if c[0] == "delete_sources"]
+    assert deletes[0]["minmax_ts"] == [-1, 24.0] and deletes[1]["minmax_npred"] == [-1, 5.0]   # TS < 25, npred < 5
+    assert ("fit", (), {"min_fit_quality": 3}) in _StubGTA.log and ("write_roi", ("roi_fit",), {"make_plots": True}) in _StubGTA.log
+    # the next run restores fermipy's state from the checkpoint instead of running setup again
+    _StubGTA.log.clear()
+    fermi.run_stages(tmp_path / "job", fermi.FERMIPY_STAGES, dict(ctx), stop_after="target", progress=False)
+    assert _StubGTA.log[0] == ("create", str(tmp_path / "roi_fit.npy")) and "setup" not in [c[0] for c in _StubGTA.log]
+    assert fermi.lat_job_state(tmp_path / "job")["stages_done"] == ["roi_fit", "target"]
+    # a fit that does not reach quality 3 stops the job with a ConfigError
+    _StubGTA.fit_quality = 2
+    try:
+        with pytest.raises(ConfigError, match="fit_quality 2"):
+            fermi.run_stages(tmp_path / "job2", fermi.FERMIPY_STAGES, dict(ctx), progress=False)
+    finally: _StubGTA.fit_quality = 3
+    assert fermi.lat_job_state(tmp_path / "job2")["status"] == "failed"
+
+
+def test_the_lat_form_refuses_fractional_energies_as_the_client_would_send_them_unformatted(local_archive, lat_server):
+    "The demo LAT form takes whole MeV only (fermi_lat_server.yaml `energy_integers`); Python's '2e+06' is an error page."
+    form = fermi.lat_query_form(73.4, -68.49)
+    form["energyfield"] = f"{300.0},{2e6}"                     # what str() of the floats would send: '300.0,2000000.0'
+    with pytest.raises(LatQueryError, match="two whole numbers of MeV"):
+        fermi.submit_lat_query(form)
+    form["energyfield"] = "300,2000000"
+    assert "QueryResults.cgi?id=" in fermi.submit_lat_query(form)

@@ -1,4 +1,4 @@
-"""Issue 10: every S3 key / URL builder of the library against the real examples of mwnb/contracts/s3_layouts.yaml."""
+"""Every S3 key / URL builder of the library against the real examples of mwnb/contracts/s3_layouts.yaml."""
 import json
 import pytest
 

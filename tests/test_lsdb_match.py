@@ -6,7 +6,8 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 from mwnb.config import data_dir
 from mwnb.catalogs import read_fermi, read_csc
-from mwnb.crossmatch import match_local, unit_vectors
+from mwnb.crossmatch import match_local
+from mwnb.sky import unit_vectors
 from mwnb.errors import BadParameterError, EngineUnavailableError
 from mwnb.lsdb_match import match_lsdb, counterparts_lsdb, find_counterparts_lsdb, scale_benchmark, dask_client
 
@@ -111,3 +112,14 @@ def test_tiny_scale_benchmark(tmp_path):
     assert (t["n_pairs"][3:] > t["n_pairs"][:3]).all() and (t["n_pairs"][:3] > 0).all()
     assert np.all(t["peak_MB"] > 50) and np.all(t["seconds"] > 0)
     assert np.allclose(t["rows_per_s"], t["n_catalog"] / t["seconds"])
+
+
+def test_published_definition_and_extensions_on_request(fgl, half):
+    """circle95 on LSDB: point sources only by default (extended sources counted in meta), the extensions' pairs added
+    with extended=True and marked per pair, exactly as the KD-tree engine."""
+    point = match_lsdb(half, fgl, "circle95", scheduler="synchronous")
+    ext = match_lsdb(half, fgl, "circle95", scheduler="synchronous", extended=True)
+    assert_same_pairs(point, match_local(half, fgl, "circle95"))
+    assert_same_pairs(ext, match_local(half, fgl, "circle95", extended=True))
+    assert point.meta["n_extended_left_out"] == 82 and ext.meta["n_extended_left_out"] == 0
+    assert (point["region_source"] == "conf_95").all() and (ext["region_source"] == "extension").sum() == 234

@@ -1,8 +1,9 @@
-"""Issue 13 part B, the combined SED and its PWN model: unit conversions against independent calculations, upper limits
+"""The combined SED and its PWN model: unit conversions against independent calculations, upper limits
 and provenance through combine_sed and the ECSV, the literature table's references, the stand-in labels, and a naima
 fit that recovers parameters chosen here from an SED computed with naima directly (not with mwnb.sed's model)."""
 import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
 import astropy.units as u
 from astropy.table import QTable, Table
 from scipy.integrate import quad
@@ -88,7 +89,7 @@ def test_gamma_points_need_a_stated_confidence_level():
 
 
 def test_xray_points_from_a_fit_table():
-    "The fit table of mwnb.chandra.fit_source_spectrum (its flux columns, meta and PhoIndex) through sed_xray_flux."
+    "The fit table of mwnb.chandra.fit_source_spectrum (its flux columns, meta and PhoIndex) through S.sed_xray_flux."
     t = Table()
     for c, v in dict(flux=2e-13, flux_lo=1.8e-13, flux_hi=2.3e-13, unabsorbed_flux=4e-13, unabsorbed_flux_lo=3.5e-13,
                      unabsorbed_flux_hi=4.6e-13).items():
@@ -98,6 +99,33 @@ def test_xray_points_from_a_fit_table():
     x = S.xray_points(t)
     assert x["flux"][0] == pytest.approx(S.band_flux_to_nufnu(4e-13, (0.5, 7.0), 1.7).value, rel=1e-9)
     assert "photon index 1.7 (fitted)" in x["provenance"][0]
+    t.meta["region"] = 'CSC aperture: ELLIPSE with radii [12.0, 9.0] sky pixels'
+    assert "fit in CSC aperture: ELLIPSE with radii [12.0, 9.0]" in S.xray_points(t)["provenance"][0]   # the region used
+
+
+def _lat_result(ts=16.0, ra=73.41, dec=-68.49):
+    from astropy.table import QTable
+    return {"engine": "gammapy", "ts": ts, "index": 2.1, "index_err": 0.2,
+            "localisation": {"ra": ra, "dec": dec, "ra_err": 0.05, "dec_err": 0.02},
+            "tables": {"target": QTable({"flux": [2e-9] * u.Unit("cm-2 s-1"), "flux_err": [5e-10] * u.Unit("cm-2 s-1"),
+                                         "e_min": [300.0] * u.MeV, "e_max": [2e6] * u.MeV})}}
+
+
+def test_comparison_with_eagle_2023_cites_every_paper_value_and_leaves_unread_ones_empty(tmp_path):
+    cmp = S.compare_with_paper(_lat_result(ts=16.0))
+    row = {r["quantity"]: r for r in cmp}
+    assert row["significance"]["this_run"] == pytest.approx(4.0) and row["significance"]["paper"] == 4.0   # sqrt(TS); '~4 sigma'
+    assert (row["e_min"]["paper"], row["e_max"]["paper"]) == (300.0, 2.0e6)
+    assert all("2302.01836" in r["reference"] or "heasarc-tutorials" in r["reference"] for r in cmp)
+    assert np.isnan(row["ts"]["paper"]) and "not read" in row["ts"]["note"]          # no number that was not read
+    assert row["flux"]["this_run"] == pytest.approx(2e-9) and row["photon_index"]["this_run_err"] == 0.2
+    assert cmp.meta["comparable"] and cmp.meta["offset_from_pwn_arcsec"] == pytest.approx(
+        SkyCoord(73.41, -68.49, unit="deg").separation(SkyCoord(73.408, -68.489, unit="deg")).arcsec, rel=1e-6)
+    cmp.write(tmp_path / "b0453_vs_eagle2023.ecsv")
+    back = Table.read(tmp_path / "b0453_vs_eagle2023.ecsv")
+    assert back.meta["comparable"] is True and len(back) == len(cmp)
+    stand = S.compare_with_paper(_lat_result(ts=759.0, ra=272.46, dec=-23.54), stand_in="PSR J1809-2332")
+    assert stand.meta["comparable"] is False and "CANNOT be compared" in stand.meta["note"]
 
 
 # ---------------------------------------------------------------- combine, provenance, ECSV

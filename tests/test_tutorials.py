@@ -39,6 +39,28 @@ def check_figures_shown(d, tutorial, expected_pngs, png_dir=None):
     assert sorted(embedded) == sorted(shown)
 
 
+def python_warnings(ipynb) -> list:
+    "(cell index, text) of every stderr output of an executed notebook that carries a Python warning (or a tool's 'fatal:')."
+    nb = json.loads(Path(ipynb).read_text())
+    found = []
+    for i, c in enumerate(nb["cells"]):
+        for o in c.get("outputs", []) if c["cell_type"] == "code" else []:
+            text = "".join(o.get("text", "")) if o.get("output_type") == "stream" and o.get("name") == "stderr" else ""
+            if "Warning" in text or "warn(" in text or "WARNING" in text or "fatal:" in text: found.append((i, text.strip()[:300]))
+    return found
+
+
+def test_python_warnings_are_found_in_stderr_outputs_only(tmp_path):
+    stream = lambda name, text: {"output_type": "stream", "name": name, "text": [text]}
+    cells = [{"cell_type": "code", "outputs": [stream("stderr", "LAT files: 100%|##########| 1/1\n")]},     # a progress bar
+             {"cell_type": "code", "outputs": [stream("stdout", "a UserWarning printed on purpose\n")]},
+             {"cell_type": "code", "outputs": [stream("stderr", "/x/tqdm/auto.py:21: TqdmWarning: IProgress not found.\n")]},
+             {"cell_type": "code", "outputs": [stream("stderr", "fatal: No names found, cannot describe anything.\n")]},
+             {"cell_type": "markdown", "source": ["Warning: prose"]}]
+    (tmp_path / "nb.ipynb").write_text(json.dumps({"cells": cells}))
+    assert [i for i, _ in python_warnings(tmp_path / "nb.ipynb")] == [2, 3]
+
+
 @pytest.mark.slow
 def test_b0453_runs_end_to_end_shows_its_figures_and_says_which_engines_ran(tmp_path):
     r = run("B0453-685", "--archive", "local", "--out", str(tmp_path))
@@ -80,6 +102,7 @@ def test_b0453_runs_end_to_end_shows_its_figures_and_says_which_engines_ran(tmp_
     assert len(Table.read(d / "chandra_sources.ecsv", format="ascii.ecsv")) >= 3
     html = (d / "b0453_multiwavelength.html").read_text()
     assert "LOCAL TEST/DEMO ARCHIVE" in html and "stand-in: M82 ObsID 10027" in html
+    assert python_warnings(d / "b0453_multiwavelength.ipynb") == []
 
 
 @pytest.mark.slow
@@ -93,6 +116,7 @@ def test_galactic_plane_crossmatch_shows_its_figures(tmp_path):
                          "matched_csc_fermi_aitoff.png", "flux_ratio_plane_map.png", "gaia_variable_fraction_by_class.png",
                          "matches_per_fermi_lon_lat.png", "flux_ratio_vs_l_b.png", "flux_ratio_by_class.png",
                          "counterparts_by_class.png", "gaia_variability_by_class.png"], png_dir=d / "csc_fermi_crossmatch")
+    assert python_warnings(d / "csc_fermi_crossmatch.ipynb") == []
 
 
 @pytest.mark.slow
@@ -113,6 +137,7 @@ def test_crab_on_the_demo_archive_titles_stand_ins_from_their_headers(tmp_path):
         assert "re-pointed" in fits.getheader(d / f"{name}.fits")["MWNBDEMO"]
     text = (d / "crab_cloud_access.ipynb").read_text()
     assert text.count("stand-in, not Crab data") >= 4
+    assert python_warnings(d / "crab_cloud_access.ipynb") == []
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Issue 13 part A, WMAP from LAMBDA's cloud copy: the URL -> S3 rule, RING/NESTED and *_STOKES/*_POLARISATION maps read
+"""WMAP from LAMBDA's cloud copy: the URL -> S3 rule, RING/NESTED and *_STOKES/*_POLARISATION maps read
 through the local nasa-lambda bucket, aperture photometry against an independent calculation, figures."""
 import io
 

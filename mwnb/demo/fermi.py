@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['DEMO_BANNER', 'B0453', 'LAT_DEMO_PREFIX', 'CHANDRA_DEMO', 'LAT_MAP_FILES', 'LAT_API_PATH', 'LAT_STAND_IN',
-           'LAT_IRF_FILE', 'demo_fits', 'LatDataServer', 'lat_demo_photons', 'populate', 'lat_demo_uris',
-           'chandra_demo_uris', 'lat_stand_in_position', 'lat_demo_products']
+           'LAT_IRF_FILE', 'STAND_IN_SPECTRUM', 'NO_DEMO_MAST_CATALOG', 'demo_fits', 'LatDataServer',
+           'lat_demo_photons', 'populate', 'lat_demo_uris', 'chandra_demo_uris', 'gti_overlap',
+           'lat_products_from_images', 'lat_stand_in_position', 'lat_demo_products', 'stand_in_spectrum']
 
 # %% ../../nbs/95_demo_fermi.ipynb #c002
 import gzip, io, itertools, json, re
@@ -88,6 +89,10 @@ class LatDataServer:
         form = {k: v[0] if isinstance(v, list) else v for k, v in params.items()}
         missing = [k for k in ("coordfield", "shapefield", "timefield", "energyfield") if not form.get(k)]
         if missing: return 400, _HTML, f"<html><body><p>Error: missing {missing}</p></body></html>".encode()
+        # fermi_lat_server.yaml `energy_integers`: every published client sends whole MeV ('300,2000000'); refuse the rest
+        if not re.fullmatch(r"\s*\d+\s*,\s*\d+\s*", form["energyfield"]):
+            return 400, _HTML, (f"<html><body><p>Error: the energy range must be two whole numbers of MeV "
+                                f"(min,max), got '{form['energyfield']}'</p></body></html>").encode()
         qid = self._new_query(form)
         link = f"{self._host(headers)}{self.prefix}/QueryResults.cgi?id={qid}"
         return 200, _HTML, _ANSWER_PAGE.format(id=qid, eta=10 * (self.not_ready_polls + 1), link=link).encode()
@@ -181,6 +186,163 @@ def chandra_demo_uris(bucket: str = None) -> dict:
     from mwnb.config import conf
     return {k: f"s3://{bucket or conf.heasarc_bucket}/{v}" for k, v in CHANDRA_DEMO.items()}
 
+# %% ../../nbs/95_demo_fermi.ipynb #c013b
+import warnings
+from pathlib import Path
+import numpy as np
+from ..errors import BadInputFileError
+from ..fermi import _read_map, lat_energy_axis   # the library's map reader and energy axis
+from ..provenance import label_fits
+
+def _read_events(uri):
+    from astropy.table import Table
+    from mwnb.cloud import open_fits
+    with open_fits(str(uri)) as h:
+        ev, gti = Table(h["EVENTS"].data), Table(h["GTI"].data)
+        head = dict(h["EVENTS"].header)
+    return ev, gti, head
+
+
+def _event_coords(ev, frame):
+    from astropy.coordinates import SkyCoord
+    return (SkyCoord(ev["L"], ev["B"], unit="deg", frame="galactic") if frame == "galactic"
+            else SkyCoord(ev["RA"], ev["DEC"], unit="deg", frame="icrs"))
+
+
+def _catalog_positions(catalog):
+    from astropy.table import Table
+    from astropy.coordinates import SkyCoord
+    t = Table.read(catalog, hdu=1)
+    return SkyCoord(t["RAJ2000"], t["DEJ2000"], unit="deg")
+
+
+def gti_overlap(gti, tmin: float, tmax: float) -> float:
+    "Seconds of good time between MET `tmin` and `tmax`."
+    start, stop = np.asarray(gti["START"], float), np.asarray(gti["STOP"], float)
+    return float(np.clip(np.minimum(stop, tmax) - np.maximum(start, tmin), 0, None).sum())
+
+
+def lat_products_from_images(events, counts, exposure, background, psf, out_dir, *, catalog, irf_dataset=None,
+                             center=None, width=None, energy_axis=None, mask_radius=0.3, time_bin_days=None) -> dict:
+    """ScienceTools-format LAT files (gtbin counts cube, gtexpcube2 exposure cube, gtpsf PSF, gtmodel-like background
+    cube of the diffuse emission) from 2D images of counts, exposure, diffuse background and PSF plus the event list."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from gammapy.maps import Map, MapAxis, RegionGeom
+    from gammapy.irf import PSFMap
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    eax = energy_axis or lat_energy_axis()
+    counts2d, expo2d, bkg2d = (_read_map(x) for x in (counts, exposure, background))
+    if center is not None and width is not None:
+        counts2d, expo2d, bkg2d = (m.cutout(center, width=u.Quantity(width, "deg")) for m in (counts2d, expo2d, bkg2d))
+    geom = counts2d.geom.to_cube([eax])
+    ev, gti, head = _read_events(events)
+    frame = geom.frame
+    pos = _event_coords(ev, frame)
+    energy = np.asarray(ev["ENERGY"], float) * u.MeV
+    ccube = Map.from_geom(geom, unit="")
+    ccube.fill_by_coord({"skycoord": pos, "energy": energy})
+    # the background's energy distribution: events far from every catalog source of the field (no source counts)
+    cat = _catalog_positions(catalog)
+    field = geom.to_image()
+    in_field = field.contains(pos)
+    cat_in = cat[field.contains(cat.transform_to(frame)) | (field.center_skydir.separation(cat) < (max(field.width.to_value("deg")) * u.deg))]
+    far = in_field.copy()
+    if len(cat_in):
+        from astropy.coordinates import match_coordinates_sky
+        _, sep, _ = match_coordinates_sky(pos.icrs, cat_in.icrs)
+        far &= sep.deg > mask_radius
+    shape, _ = np.histogram(energy[far].to_value("MeV"), bins=eax.edges.to_value("MeV"))
+    if shape.sum() < 10 * eax.nbin:
+        raise BadInputFileError(f"only {shape.sum()} events are more than {mask_radius} deg from every catalog source: "
+                                "too few for the background's energy distribution (lower mask_radius)")
+    bkg = Map.from_geom(geom, data=bkg2d.data[None].astype(float) * (shape / shape.sum())[:, None, None])
+    # exposure at the energy nodes (gtexpcube2 layout): the image, times the energy shape of the IRF dataset's exposure
+    nodes = MapAxis.from_nodes(eax.edges, name="energy", interp="log")   # gtexpcube2 writes an 'energy' axis of nodes
+    e_shape, psf_how = np.ones(nodes.nbin), "the PSF image, the same at every energy"
+    irf = None
+    if irf_dataset is not None:
+        from gammapy.datasets import MapDataset
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            irf = MapDataset.read(irf_dataset, format="gadf")
+        ex = irf.exposure
+        e_mean = np.nanmean(ex.data, axis=(1, 2))
+        e_true = ex.geom.axes["energy_true"].center.to_value("MeV")
+        interp = np.exp(np.interp(np.log(nodes.center.to_value("MeV")), np.log(e_true), np.log(e_mean)))
+        e_shape = interp / interp.mean()
+    expo = Map.from_geom(counts2d.geom.to_cube([nodes]), unit="cm2 s",
+                         data=expo2d.data[None].astype(float) * e_shape[:, None, None])
+    paths = {"counts": out_dir / "ccube.fits", "exposure": out_dir / "bexpmap.fits",
+             "background": out_dir / "bkg_cube.fits", "psf": out_dir / "psf.fits"}
+    ccube.write(paths["counts"], format="fgst-ccube", overwrite=True)
+    expo.write(paths["exposure"], format="fgst-template", overwrite=True)
+    bkg.write(paths["background"], format="fgst-ccube", overwrite=True)
+    if irf is not None:
+        pm = irf.psf.psf_map
+        psf_geom = RegionGeom.create(region=None, axes=[pm.geom.axes["rad"], pm.geom.axes["energy_true"]])
+        psf_map = Map.from_geom(psf_geom, data=pm.data[:, :, :1, :1].copy(), unit=pm.unit)
+        ee = irf.psf.exposure_map
+        psf_expo = Map.from_geom(psf_geom.squash("rad"), data=ee.data[:, :, :1, :1].copy(), unit=ee.unit)
+        psf_how = f"the energy-dependent PSF of {Path(str(irf_dataset)).name} at its centre"
+    else:
+        etrue = MapAxis.from_nodes(eax.edges, name="energy_true", interp="log")
+        psf_map, psf_expo = _psf_from_image(_read_map(psf), etrue, float(np.mean(expo2d.data)))
+    PSFMap(psf_map, psf_expo).write(paths["psf"], format="gtpsf", overwrite=True)
+    exposure_how = ("the exposure image at every energy" if irf is None else
+                    f"the exposure image times the energy shape of {Path(str(irf_dataset)).name}'s mean exposure (mean 1)")
+    approx = {"counts": "exact: the events binned (gtbin CCUBE layout)",
+              "exposure": f"approximate: {exposure_how}",
+              "psf": f"approximate: {psf_how}",
+              "background": (f"approximate: the diffuse-model image (no sources) spread over energy as the "
+                             f"{int(shape.sum())} events more than {mask_radius} deg from every catalog source"),
+              "edisp": "none: the stand-in inputs carry no energy dispersion"}
+    for key, p in paths.items(): label_fits(p, f"mwnb.demo.fermi.lat_products_from_images: {approx[key]}")
+    paths["approximations"] = approx
+    if time_bin_days:
+        paths["time_bins"] = _time_split(ev, pos, energy, gti, head, geom, expo, float(time_bin_days), out_dir)
+        approx["time_bins"] = ("approximate: per time bin the events binned and the exposure cube scaled by the bin's share "
+                               "of the good time (GTI): exposure assumed to accrue uniformly over good time")
+    return paths
+
+
+def _time_split(ev, pos, energy, gti, head, geom, expo, days, out_dir):
+    from gammapy.maps import Map
+    tstart, tstop = float(head.get("TSTART", gti["START"].min())), float(head.get("TSTOP", gti["STOP"].max()))
+    edges = np.arange(tstart, tstop, days * 86400.0)
+    edges = np.append(edges, tstop) if tstop - edges[-1] > 0 else edges
+    total = gti_overlap(gti, tstart, tstop)
+    t = np.asarray(ev["TIME"], float)
+    bins = []
+    for i, (t0, t1) in enumerate(zip(edges[:-1], edges[1:])):
+        sel = (t >= t0) & (t < t1)
+        frac = gti_overlap(gti, t0, t1) / total
+        c = Map.from_geom(geom, unit="")
+        c.fill_by_coord({"skycoord": pos[sel], "energy": energy[sel]})
+        p = {"tstart": t0, "tstop": t1, "gti_fraction": frac, "counts": out_dir / f"ccube_t{i:02d}.fits",
+             "exposure": out_dir / f"bexpmap_t{i:02d}.fits"}
+        c.write(p["counts"], format="fgst-ccube", overwrite=True)
+        Map.from_geom(expo.geom, data=expo.data * frac, unit=expo.unit).write(p["exposure"], format="fgst-template", overwrite=True)
+        bins.append(p)
+    return bins
+
+
+def _psf_from_image(psf_image, etrue, expo_value):
+    import astropy.units as u
+    from gammapy.maps import Map, MapAxis, RegionGeom
+    data = psf_image.data.astype(float)
+    ny, nx = data.shape
+    yy, xx = np.indices(data.shape)
+    binsz = abs(psf_image.geom.pixel_scales[0].to_value("deg"))
+    r = np.round(np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2) * binsz, 6)
+    nodes = np.unique(r[r <= binsz * (min(nx, ny) - 1) / 2])
+    per_sr = np.array([data[r == n].mean() for n in nodes]) / (data.sum() * np.radians(binsz) ** 2)
+    g = RegionGeom.create(region=None, axes=[MapAxis.from_nodes(nodes * u.deg, name="rad"), etrue])
+    psf_map = Map.from_geom(g, data=np.broadcast_to(per_sr[None, :, None, None], g.data_shape).copy(), unit="sr-1")
+    psf_expo = Map.from_geom(g.squash("rad"), data=np.full(g.squash("rad").data_shape, expo_value), unit="cm2 s")
+    return psf_map, psf_expo
+
+
 # %% ../../nbs/95_demo_fermi.ipynb #c014
 LAT_STAND_IN = {"name": "PSR J1809-2332 (stand-in target)", "glon": 7.39, "glat": -1.99, "width": 5.0,
                 "exclude": ["4FGL J1809.8-2332"], "stands_for": "B0453-685 (a PWN, not in 4FGL-DR2)"}
@@ -193,7 +355,23 @@ def lat_stand_in_position():
 
 def lat_demo_products(out_dir, catalog, *, time_bin_days: float = 365.25) -> dict:
     "ScienceTools-format stand-in LAT files (counts/exposure cubes, PSF, diffuse background, yearly time bins) from the demo S3 objects."
-    from mwnb.fermi import lat_products_from_images
     return lat_products_from_images(**lat_demo_uris(), out_dir=out_dir, catalog=catalog,
                                     irf_dataset=_data_dir() / "gammapy-data-fermi" / LAT_IRF_FILE, center=lat_stand_in_position(),
                                     width=LAT_STAND_IN["width"], time_bin_days=time_bin_days)
+
+# %% ../../nbs/95_demo_fermi.ipynb #c016
+from ..errors import MissingInputError
+
+STAND_IN_SPECTRUM = dict(folder="sherpa-swift-xrt", pha="target_sr.pha", arf="target_sr.arf", rmf="swxpc0to12s6_20130101v014.rmf.gz",
+                         label="STAND-IN: real Swift-XRT PC spectrum of ObsID 00092220001 (sherpa test data), NOT B0453-685 or its Src 2")
+
+def stand_in_spectrum() -> dict:
+    "Paths of the real Swift-XRT spectrum in shared/data that stands in locally for the PWN's Chandra spectrum, with its label."
+    d = _data_dir() / STAND_IN_SPECTRUM["folder"]
+    files = {k: d / STAND_IN_SPECTRUM[k] for k in ("pha", "arf", "rmf")}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing: raise MissingInputError(f"stand-in spectrum files missing: {missing} (shared/data/{STAND_IN_SPECTRUM['folder']})")
+    return dict(files, label=STAND_IN_SPECTRUM["label"])
+
+NO_DEMO_MAST_CATALOG = ("the local demo archive has no GALEX or Hubble Source Catalog rows (nothing is invented): "
+                        "per-source GALEX/HSC matching runs only against MAST (MWNB_ARCHIVE=live)")

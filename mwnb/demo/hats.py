@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 import numpy as np
 from ..config import data_dir
-from ..crossmatch import COUNTERPART_CATALOGS
+from ..counterparts import COUNTERPART_CATALOGS
 
 # %% ../../nbs/98_demo_hats.ipynb #h004
 DEMO_HATS_BUCKET = "mwnb-demo-hats"

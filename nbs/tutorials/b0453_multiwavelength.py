@@ -1,8 +1,25 @@
 # %% [markdown]
 # # B0453-685: Fermi-LAT and Chandra
 #
-# The composite supernova remnant B0453-685 in the Large Magellanic Cloud: its gamma-ray spectrum
-# from Fermi-LAT (Eagle et al. 2023, ApJ 945, 4) beside the Chandra view of its pulsar wind nebula.
+# > The composite supernova remnant B0453-685 in the Large Magellanic Cloud: its gamma-ray spectrum from Fermi-LAT
+# > (Eagle et al. 2023, ApJ 945, 4) beside the Chandra view of its pulsar wind nebula, and their combined SED.
+#
+# ## Learning goals
+#
+# By the end of this tutorial you will be able to:
+#
+# - fetch LAT photons from the FSSC LAT data server and stream the mission's spacecraft file, and write the fermipy
+#   configuration of a published analysis with every input checked before the long steps start;
+# - run a LAT binned likelihood (fit, localisation, spectral-model comparison, flux points, TS map, light curve) as a
+#   checkpointed job that survives an interrupted notebook, with fermipy or with gammapy;
+# - make a Chandra soft/medium/hard image, detect its point sources, find their Gaia DR3 and 2MASS counterparts, and fit
+#   the pulsar wind nebula's X-ray spectrum;
+# - put radio, X-ray and gamma-ray points with their provenance into one SED and compare the LAT results with the paper.
+#
+# ## Introduction
+#
+# B0453-685 is a composite remnant: a shell and a pulsar wind nebula (PWN). Eagle et al. (2023) found its GeV counterpart
+# with the LAT and modelled the nebula's emission from radio to gamma rays. This notebook follows their steps:
 #
 # 1. LAT photons from the FSSC LAT data server (10 deg cone, MET 239557417-599544005, 300 MeV-2 TeV),
 #    and the mission spacecraft file streamed from S3;
@@ -12,20 +29,73 @@
 #    counts/model/residual and TS maps over the ROI, a yearly light curve; fermipy when the Fermi ScienceTools are
 #    installed, gammapy on ScienceTools products otherwise (every fitted value with its error in `lat_fit/*.ecsv`);
 # 5. Chandra ObsID 1990: a soft/medium/hard RGB image, point-source detection, a quick spectrum;
-# 6. Gaia DR3 and 2MASS counterparts of the X-ray sources.
+# 6. Gaia DR3 and 2MASS counterparts of the X-ray sources, the PWN and "Src 2" chosen by position, the PWN's X-ray spectrum;
+# 7. the combined SED, and 8. this run beside Eagle et al. (2023) in `b0453_vs_eagle2023.ecsv`.
 #
-# Every product goes under `out_dir`, every figure is saved there as PNG and shown from that file, and the
-# engines that ran are written to `engines.ecsv`.
+# The target is the pulsar wind nebula at (73.408, -68.489) deg, where HEASARC's published successor of this tutorial
+# (HEASARC/heasarc-tutorials, cxc-fermi-irsa-mass_source_analysis) adds its LAT point source; the first draft used
+# (73.39, -68.49), 24 arcsec away, which the successor keeps only as the ROI centre.
+#
+# The hard part is the LAT analysis: its live run takes hours, so it runs as a job in its own process that checkpoints
+# every stage; running the notebook again resumes it instead of starting from zero.
+#
+# ### Inputs
+#
+# - The target's name and position (ICRS degrees), the ROI size, the Chandra ObsID and energy bands, the counterpart
+#   radius (the `parameters` cell); `lat_maps_dir` for a live gammapy run on ScienceTools products.
+# - The FSSC LAT data server (photons), the spacecraft file and LMC templates (FSSC, S3), the 4FGL-DR2 catalog and the
+#   Galactic/isotropic diffuse models (FSSC); Chandra ObsID 1990 (the VO registry, HEASARC SIA and DataLink, the
+#   `nasa-heasarc` bucket) and the Chandra Source Catalog's per-detection spectra; Gaia DR3 (ESA TAP), 2MASS (IRSA TAP),
+#   GALEX and HSC (MAST); the WMAP K-band map (`nasa-lambda` bucket).
+#
+# ### Outputs
+#
+# Under `out_dir`, every figure saved as PNG and shown from that file:
+#
+# - `lat/`: the photons, spacecraft file, `config.yaml` (fermipy) and `roi_sources.ecsv` (the ROI model);
+# - `lat_fit/`: fitted values with errors (`lat_target.ecsv`, `lat_parameters.ecsv`, `lat_spectral_models.ecsv`), flux points
+#   (`lat_sed.ecsv`/`.png`), counts/model/residual maps (`lat_maps.fits`/`.png`), the TS map (`lat_tsmap.fits`/`.png`)
+#   and the light curve (`lat_lightcurve.ecsv`/`.png`);
+# - Chandra: `chandra_rgb_sources.png`, `chandra_image.png`, `chandra_sources.ecsv`/`.reg`, the brightest source's spectrum,
+#   `chandra_sources_counterparts.ecsv` (Gaia, 2MASS, GALEX, HSC), `xray_spectral_fit.ecsv`;
+# - WMAP: `wmap_*_mollview.png`, `wmap_*_I_cutout.png`; the SED: `sed.ecsv`, `sed_fit_parameters.ecsv`, `sed_fit.png`;
+# - `b0453_vs_eagle2023.ecsv` and `engines.ecsv` (which engine ran each step).
+#
+# ### Runtime
+#
+# As of 2026-12-07 the local run (`mwnb run B0453-685 --archive local`, the demo archive on 127.0.0.1, gammapy on the
+# stand-in LAT maps) takes about RUNTIME_LOCAL on a 2-core, 24 GB machine shared with other jobs. A live run has not been
+# timed here (no machine of this project reaches the archives). What is known: the photon query and the 1 GB spacecraft
+# file depend on the LAT data server and the network, and the fermipy analysis of the published configuration (10 years,
+# 300 MeV-2 TeV, a 10 deg ROI: `gtltcube` alone, then the fit, SED, TS map and yearly light curve) takes **hours**; the
+# notebook's cell limit stops the wait before that, and running the notebook again resumes the job after its last finished
+# stage. This runtime is heavily dependent on archive servers, which means runtime will vary for users.
+#
+# ### Stand-ins in local mode
 #
 # **With `archive = "local"`** the services are the offline demo archive and the data are labelled
-# stand-ins (`MWNBDEMO` in every header), **not B0453-685**: LAT = real >10 GeV Galactic-Centre data (stand-in target PSR J1809-2332),
-# Chandra = real M82 events (ObsID 10027) and the G21.5-0.9 image (ObsID 1838). The numbers below
-# then describe those fields and check the machinery, not the science of B0453-685.
+# stand-ins (`MWNBDEMO` in every header), **not B0453-685**: LAT = real >10 GeV Galactic-Centre data (stand-in target
+# PSR J1809-2332), Chandra = real M82 events (ObsID 10027) and the G21.5-0.9 image (ObsID 1838), the PWN spectrum = a real
+# Swift-XRT spectrum, WMAP K band = the real W-band map. The numbers below then describe those fields and check the
+# machinery, not the science of B0453-685. Every figure title says so, and the last cell lists every stand-in product
+# from its own label.
+#
+# ### References
+#
+# - Eagle, J., et al. 2023, ApJ, 945, 4: the LAT and multiwavelength study this notebook reproduces
+#   (https://ui.adsabs.harvard.edu/abs/2023ApJ...945....4E).
+# - HEASARC tutorials, `tutorials/use_cases/cxc-fermi-irsa-mass_source_analysis` (HEASARC/heasarc-tutorials, branch
+#   cxc-fermi-irsa-mass_source_analysis, commit afba669): the published successor this notebook is compared with.
+# - Abdollahi, S., et al. 2020, ApJS, 247, 33 (4FGL) and Ballet, J., et al. 2020, arXiv:2005.11208 (4FGL-DR2);
+#   Wood, M., et al. 2017, Proc. ICRC 35, 824 (fermipy); Donath, A., et al. 2023, A&A, 678, A157 (gammapy).
+# - Evans, I. N., et al. 2010, ApJS, 189, 37 and 2024, ApJS, 274, 22 (the Chandra Source Catalog).
+#
+# *Authors: the mwnb developers. Last run and checked: 2026-12-07.*
 
 # %% tags=["parameters"]
 target = "B0453-685"
-ra = 73.39                  # deg (J2000)
-dec = -68.49
+ra = 73.408                 # deg (J2000): the PWN, as HEASARC's published successor places it (the draft used 73.39, -68.49)
+dec = -68.489
 roi_deg = 10.0              # LAT cone radius and ROI width, deg
 obsid = 1990                # Chandra ACIS-I observation of B0453-685
 bands = {"soft": (0.5, 1.2), "medium": (1.2, 2.0), "hard": (2.0, 7.0)}   # keV
@@ -43,13 +113,13 @@ from IPython.display import Image, display
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
-from mwnb.config import archive_note
+from mwnb.provenance import archive_note
 from mwnb.demo.archive import use_archive
 from mwnb.config import conf
-from mwnb import fermi, chandra
+from mwnb import fermi, chandra, xray_images, catalogs
 from mwnb.errors import MissingInputError, EngineUnavailableError
 
-la = use_archive(archive)
+la = use_archive(archive, content=("crab", "crossmatch", "fermi", "wmap"))   # the demo archive loads only what this tutorial reads
 local = la is not None
 if local:
     from mwnb.demo.fermi import DEMO_BANNER, lat_demo_uris
@@ -92,16 +162,17 @@ print(sc_file.name, sc_file.stat().st_size, "bytes")
 # iso_P8R3_SOURCE_V3_v1, the 4FGL-DR2 catalog and its extended-source templates (the LMC components,
 # e.g. LMC-FarWest, 4FGL J0500.9-6945e, 1.4 deg away). The ROI is centred on `ra`/`dec`: B0453-685 is
 # not a 4FGL source, so fermipy could not look its name up; the pulsar wind nebula is added to the model
-# as a point source with a free power law. Every input path is written absolute, the file fermipy will
-# read from any working directory. With the Fermi ScienceTools present (live), the diffuse models are
+# as a point source with a free power law. Input paths inside `lat/` are written relative to it and
+# fermipy runs there, so the result folder can be moved. With the Fermi ScienceTools present (live), the diffuse models are
 # downloaded from where FSSC publishes them.
 
 # %%
-(lat_dir / "events.txt").write_text("\n".join(str(p.resolve()) for p in lat_files["photon"]) + "\n")
+# names relative to lat/ (fermipy runs there): the result folder can move, nothing points into the run's temporary folder
+(lat_dir / "events.txt").write_text("\n".join(p.name for p in lat_files["photon"]) + "\n")
 if not local and fermi.lat_engine() == "fermipy":
     fermi.fetch_fermi_diffuse(lat_dir)   # gll_iem_v07.fits (~0.5 GB) and the isotropic spectrum, once
 config = fermi.fermipy_config(target, ra, dec, evfile="events.txt", scfile=sc_file.name, roiwidth=roi_deg,
-                              outdir=str((out / "fermipy").resolve()))
+                              outdir="fermipy")
 config_path = fermi.write_fermipy_config(config, lat_dir / "config.yaml")
 print(config_path.read_text())
 
@@ -112,7 +183,7 @@ print(config_path.read_text())
 # %%
 import yaml
 try:
-    fermi.check_fermipy_inputs(yaml.safe_load(config_path.read_text()))   # by fermipy's own path rules
+    fermi.check_fermipy_inputs(yaml.safe_load(config_path.read_text()), lat_dir, cwd=lat_dir)   # by fermipy's rules, from lat/ where fermipy runs
     inputs_ok = True
 except MissingInputError as e:
     inputs_ok = False
@@ -141,6 +212,11 @@ roi_sources[:6]
 # (counts cube, exposure cube, PSF, diffuse background or diffuse models). With neither, this step stops with a message
 # saying what is needed and where to get it, and the rest of the notebook goes on.
 #
+# The analysis runs as a **job in its own process**, checkpointed after every stage (`lat_fit/job/lat_job.json` lists the
+# stages done; fermipy also writes its own `write_roi` checkpoints): the first cell starts it and returns, the next one
+# shows its progress and waits for it. A live analysis takes hours (`gtltcube`); if the wait ends first, or the run is
+# stopped, run the notebook again: the job resumes after its last finished stage instead of starting from zero.
+#
 # Upper limits are 95% one-sided (-2 ln L up by 2.71) for both engines, drawn when TS < 4; a curved spectrum replaces the
 # power law when TS_curv >= 9.
 #
@@ -151,22 +227,36 @@ roi_sources[:6]
 # %%
 engine = fermi.lat_engine()
 print("LAT likelihood engine available:", engine)
-lat = None
+lat_out = (out / "lat_fit").resolve()
+job_dir = lat_out / "job"
+job = None
 if engine == "fermipy" and inputs_ok:
-    lat = fermi.run_lat_likelihood(out / "lat_fit", config_path=config_path, target=target, engine="fermipy")
+    job = dict(config_path=config_path.resolve(), target=target, engine="fermipy")
 elif local:
     from mwnb.demo.fermi import LAT_STAND_IN, lat_demo_products, lat_stand_in_position
     maps = lat_demo_products(lat_dir / "maps", catalog)
     for k, how in maps["approximations"].items(): print(f"  stand-in {k}: {how}")
-    lat_target = f"{LAT_STAND_IN['name']}"
-    lat = fermi.run_lat_likelihood(out / "lat_fit", maps=maps, target=lat_target, position=lat_stand_in_position(),
-                                   engine="gammapy", catalog=catalog, exclude=LAT_STAND_IN["exclude"], free_radius=0.5)
+    job = dict(maps=maps, target=LAT_STAND_IN["name"], position=lat_stand_in_position(), engine="gammapy", catalog=catalog,
+               exclude=LAT_STAND_IN["exclude"], free_radius=0.5)
 elif lat_maps_dir:
-    maps = fermi.lat_maps_in(lat_maps_dir)
-    lat = fermi.run_lat_likelihood(out / "lat_fit", maps=maps, target=target, position=SkyCoord(ra, dec, unit="deg"),
-                                   engine="gammapy", catalog=catalog, extdirs=[extdir])
+    job = dict(maps=fermi.lat_maps_in(lat_maps_dir), target=target, position=SkyCoord(ra, dec, unit="deg"), engine="gammapy",
+               catalog=catalog, extdirs=[extdir])
 else:
     print("LAT likelihood not run.", fermi.lat_gammapy_needs())
+if job is not None:
+    state = fermi.start_lat_job(job_dir, out_dir=lat_out, **job)
+    print(f"LAT job {state['status']} (stages done: {state.get('stages_done') or 'none yet'})")
+
+# %%
+lat = None
+if job is not None:
+    state = fermi.poll_lat_job(job_dir, timeout=3000)   # under the notebook's cell limit; the job goes on after it
+    print(f"LAT job {state['status']}: stages done {state['stages_done']}" + (f" ({state['error']})" if state.get("error") else ""))
+    if state["status"] == "complete":
+        lat = fermi.lat_job_result(job_dir)
+        fermi.clean_lat_job(job_dir)   # the checkpoints hold this machine's paths and the datasets: the products are written
+    else:
+        print("Not finished: run the notebook again and the job resumes after its last finished stage.")
 if lat is not None:
     engines["LAT likelihood"] = lat["engine"]
     loc = lat["localisation"]
@@ -175,19 +265,40 @@ if lat is not None:
           f"95% ellipse {loc['pos_err_semimajor'] * 2.448:.3f} x {loc['pos_err_semiminor'] * 2.448:.3f} deg at {loc['pos_angle']:.0f} deg; "
           f"spectrum: {lat['spectral_model']}")
 
+# %% [markdown]
+# The three spectral models fitted to the target, side by side: the curved ones replace the power law only when
+# `TS_curv` (twice the log-likelihood gain) reaches 9. Look at `TS_curv` and the photon index: Eagle et al. (2023) found
+# the power law sufficient for B0453-685.
+
 # %%
 if lat is not None: display(Table.read(lat["files"]["spectral_models"]))
+
+# %% [markdown]
+# Counts, the fitted model's counts and the residual significance over the ROI. A good fit leaves residuals
+# within about +-3 sigma without structure; a bright spot would be a source the model lacks.
 
 # %%
 if lat is not None: show(lat["files"]["maps_png"])
 
+# %% [markdown]
+# The TS map of the whole ROI with the target left out of the model: the target should stand out at the cross
+# (its fitted position) inside its 95% ellipse, and any other peak above TS = 25 is a source the model lacks.
+
 # %%
 if lat is not None: show(lat["files"]["tsmap_png"])
+
+# %% [markdown]
+# The flux points in energy bins (the spectral shape fixed at the fit, the normalisation free in each bin); bins
+# where TS < 4 are shown as 95% one-sided upper limits. Compare their slope with the fitted photon index.
 
 # %%
 if lat is not None:
     display(lat["sed"]["e_ref", "dnde", "dnde_err", "dnde_ul", "ts", "is_ul"])
     show(lat["files"]["sed_png"])
+
+# %% [markdown]
+# The yearly light curve: a pulsar wind nebula should be steady, so fluxes scattered beyond their errors would point
+# to a variable neighbour or a mis-modelled background rather than to the nebula.
 
 # %%
 if lat is not None and "lightcurve_png" in lat["files"]:
@@ -204,7 +315,7 @@ if lat is not None and "lightcurve_png" in lat["files"]:
 cx = chandra.chandra_obsid_files(obsid)
 cx["image"] = chandra.find_chandra_image(ra, dec, obsid)
 print(cx)
-events = chandra.read_events(cx["events"])
+events = xray_images.read_events(cx["events"])
 # the data's own label: demo stand-ins carry MWNBDEMO (and MWNBFOR, what they stand in for) in every header
 stand_in = (f"stand-in: {events.meta.get('OBJECT')} ObsID {events.meta.get('OBS_ID')} for {events.meta.get('MWNBFOR', target)}"
             if events.meta.get("MWNBDEMO") else "")
@@ -215,8 +326,8 @@ print(len(events), "events;", events.meta.get("OBJECT"), "ObsID", events.meta.ge
 x, y = np.asarray(events["x"]), np.asarray(events["y"])
 (x0, x1), (y0, y1) = np.percentile(x, [0.1, 99.9]), np.percentile(y, [0.1, 99.9])
 size = int(max(x1 - x0, y1 - y0) / binsize) + 1
-images, wcs = chandra.band_images(events, bands=bands, binsize=binsize, center=((x0 + x1) / 2, (y0 + y1) / 2), size=size)
-rgb = chandra.rgb_image(images)
+images, wcs = xray_images.band_images(events, bands=bands, binsize=binsize, center=((x0 + x1) / 2, (y0 + y1) / 2), size=size)
+rgb = xray_images.rgb_image(images)
 for name, im in images.items(): print(f"{name:7s} {bands[name]} keV: {int(im.sum())} counts")
 
 # %% [markdown]
@@ -224,21 +335,22 @@ for name, im in images.items(): print(f"{name:7s} {bands[name]} keV: {int(im.sum
 
 # %%
 broad = sum(images.values())
-sources = chandra.detect_sources(broad, wcs)
+sources = xray_images.detect_sources(broad, wcs)
 engines["X-ray source detection"] = sources.meta["engine"]
 print(f"{len(sources)} sources (engine: {sources.meta['engine']})")
-src_files = chandra.save_sources(sources, out)
+src_files = xray_images.save_sources(sources, out)
 sources[:10]
 
 # %% [markdown]
 # A quick spectrum of the brightest source (source circle 3", background annulus 6-15").
 
 # %%
-bright = SkyCoord(sources["ra"][0], sources["dec"][0])
-spec = chandra.source_spectrum(events, bright)
+b = sources[int(np.argmax(np.asarray(sources["net_counts"], float)))]   # the brightest by net counts, not by row order
+bright = SkyCoord(b["ra"], b["dec"])
+spec = xray_images.source_spectrum(events, bright)
 spec.write(out / "chandra_brightest_spectrum.ecsv", overwrite=True)
-chandra.plot_spectrum(spec, out / "chandra_brightest_spectrum.png",
-                      title=f"X{sources['id'][0]}: net {spec['net_counts'].sum():.0f} counts" + (f"\n({stand_in})" if stand_in else ""))
+xray_images.plot_spectrum(spec, out / "chandra_brightest_spectrum.png",
+                      title=f"X{b['id']}: net {spec['net_counts'].sum():.0f} counts" + (f"\n({stand_in})" if stand_in else ""))
 show(out / "chandra_brightest_spectrum.png")
 
 # %% [markdown]
@@ -246,11 +358,11 @@ show(out / "chandra_brightest_spectrum.png")
 
 # %%
 if cx["image"]:
-    img, iwcs = chandra.read_image(cx["image"])
-    img_sources = chandra.detect_sources(img, iwcs)
-    chandra.save_sources(img_sources, out, stem="chandra_image_sources")
-    print(f"{len(img_sources)} sources on the full image; brightest at "
-          f"{SkyCoord(img_sources['ra'][0], img_sources['dec'][0]).to_string('hmsdms')}")
+    img, iwcs = xray_images.read_image(cx["image"])
+    img_sources = xray_images.detect_sources(img, iwcs)
+    xray_images.save_sources(img_sources, out, stem="chandra_image_sources")
+    ib = img_sources[int(np.argmax(np.asarray(img_sources["net_counts"], float)))]
+    print(f"{len(img_sources)} sources on the full image; brightest (net counts) at {SkyCoord(ib['ra'], ib['dec']).to_string('hmsdms')}")
 
 # %% [markdown]
 # ## 6. Counterparts in Gaia DR3 and 2MASS
@@ -265,12 +377,12 @@ for name, t in cps.items():
     t.write(out / f"counterparts_{name.replace(' ', '_').lower()}.ecsv", overwrite=True)
     print(f"{name}: {len(t)} counterparts", t.meta.get("note", ""))
 centre = SkyCoord(np.mean(sources["ra"]), np.mean(sources["dec"])) if len(sources) else SkyCoord(ra, dec, unit="deg")
-mast_obs = chandra.mast_observations(centre.ra.deg, centre.dec.deg, radius_deg=0.1)
+mast_obs = catalogs.mast_observations(centre.ra.deg, centre.dec.deg, radius_deg=0.1)
 mast_obs.write(out / "mast_hst_galex_observations.ecsv", overwrite=True)
 print(f"MAST HST/GALEX: {len(mast_obs)} observations", mast_obs.meta.get("note", ""))
 
 # %%
-chandra.plot_rgb(rgb, wcs, sources=sources, counterparts=cps, path=out / "chandra_rgb_sources.png",
+xray_images.plot_rgb(rgb, wcs, sources=sources, counterparts=cps, path=out / "chandra_rgb_sources.png",
                  title=f"{events.meta.get('OBJECT', target)} ObsID {events.meta.get('OBS_ID', obsid)}: 0.5-1.2 / 1.2-2 / 2-7 keV"
                        + (f"\n({stand_in})" if stand_in else ""))
 show(out / "chandra_rgb_sources.png")
@@ -281,34 +393,65 @@ show(out / "chandra_rgb_sources.png")
 # Each X-ray source gets a 95% position error that grows with off-axis angle and shrinks with counts (the
 # relation the Chandra Source Catalog uses, plus Chandra's absolute astrometry); counterparts are matched
 # within each source's own radius, with the expected number of unrelated stars in that circle. The
-# brightest point source other than the PWN is the seed's "Src 2".
+# brightest point source other than the PWN is the seed's "Src 2", circled in red on the image.
 
 # %%
-src = chandra.add_position_errors(sources, events.meta)
-chandra.plot_image(broad, wcs, sources=src, highlight=2, path=out / "chandra_image.png",
+src = xray_images.add_position_errors(sources, events.meta)
+pwn_id, src2_id = chandra.follow_up_source(src, pwn=None if local else SkyCoord(ra, dec, unit="deg"))   # the stand-in field has no PWN at the target
+xray_images.plot_image(broad, wcs, sources=src, highlight=src2_id, highlight_label='"Src 2", the follow-up source', path=out / "chandra_image.png",
                    title=f"{events.meta.get('OBJECT', target)} 0.5-7 keV" + (f"\n({stand_in})" if stand_in else ""))
 show(out / "chandra_image.png")
 cps_auto = chandra.find_counterparts(src)
 chance = chandra.chance_coincidence(src)
-pwn_id, src2_id = chandra.follow_up_source(src, pwn=None if local else SkyCoord(ra, dec, unit="deg"))   # the stand-in field has no PWN at the target
 merged = chandra.merged_table(src, cps_auto, chance, pwn_id=pwn_id, follow_up_id=src2_id)
 merged.write(out / "chandra_sources_counterparts.ecsv", overwrite=True)
 print(chandra.follow_up_summary(merged, src2_id)["note"])
 
 # %% [markdown]
-# The X-ray spectrum: live, the Chandra Source Catalog's per-source spectral products of the PWN; in the demo
-# archive a real Swift-XRT spectrum stands in (labelled). An absorbed power law gives the flux with its 90% interval.
+# GALEX and Hubble Source Catalog sources per X-ray source (MAST's catalog service, one cone per source with its 95%
+# radius), merged into the saved table beside Gaia and 2MASS. The demo archive has no GALEX/HSC rows (nothing is
+# invented): locally the columns are there, empty, and the table says why.
 
 # %%
+mast_cps = {}
+for cat in ("GALEX", "HSC"):
+    if local:
+        from mwnb.demo.fermi import NO_DEMO_MAST_CATALOG
+        t = Table(names=["xray_id", "id", "ra", "dec", "sep", "match_radius"], dtype=[int, str, float, float, float, float])
+        t.meta["note"] = NO_DEMO_MAST_CATALOG
+    else:
+        t = catalogs.mast_source_counterparts(src, cat)
+    t.write(out / f"counterparts_{cat.lower()}.ecsv", overwrite=True)
+    mast_cps[cat] = t
+    print(f"{cat}: {len(t)} counterparts", t.meta.get("note", ""))
+merged = catalogs.add_mast_counterparts(merged, mast_cps)
+merged.write(out / "chandra_sources_counterparts.ecsv", overwrite=True)
+merged["id", "role", "gaia_n", "tmass_n", "galex_n", "hsc_n"][:5]
+
+# %% [markdown]
+# The PWN's X-ray spectrum. Live: CIAO `specextract` on the event file (a 40" circle on the nebula, a 60-90" background
+# annulus, weighted responses for an extended source) when CIAO is installed; otherwise the Chandra Source Catalog's
+# per-detection spectrum of the detection nearest the PWN, chosen by position (the separation is printed) and labelled as an
+# approximation with its aperture. In the demo archive a real Swift-XRT spectrum stands in (labelled). An absorbed power law
+# gives the flux with its 90% interval; the region used goes into the fit table and the SED.
+
+# %%
+pwn_position = SkyCoord(ra, dec, unit="deg")
 if local:
-    s = chandra.stand_in_spectrum()
+    from mwnb.demo.fermi import stand_in_spectrum
+    s = stand_in_spectrum()
+    s["region"] = "stand-in spectrum: its own extraction region (not the PWN)"
 else:
-    found = chandra.fetch_csc_spectra(chandra.csc_obsid_sources(obsid)[:1], out / "csc_spectra")
-    s = found[0] if isinstance(found, list) else found
-xfit = chandra.fit_source_spectrum(s["pha"], s["arf"], s["rmf"], label=s.get("label", ""))
+    from mwnb.cloud import download
+    evt = (download(cx["events"], out / "chandra" / str(cx["events"]).rsplit("/", 1)[-1])
+           if chandra.specextract_available() else None)   # specextract reads a local event file
+    s = chandra.pwn_xray_spectrum(pwn_position, out / "pwn_spectrum", obsid=obsid, events_file=evt)
+print("X-ray spectrum:", s.get("method", "stand-in"), "|", s["region"])
+xfit = chandra.fit_source_spectrum(s["pha"], s["arf"], s["rmf"], label=s.get("label", ""), region=s["region"])
 xfit.write(out / "xray_spectral_fit.ecsv", overwrite=True)
-xflux = chandra.sed_xray_flux(xfit)
-print({k: xflux[k] for k in ("e_min_keV", "e_max_keV", "unabsorbed_flux", "unabsorbed_flux_lo", "unabsorbed_flux_hi", "label")})
+from mwnb import sed as mwsed
+xflux = mwsed.sed_xray_flux(xfit)
+print({k: xflux[k] for k in ("e_min_keV", "e_max_keV", "unabsorbed_flux", "unabsorbed_flux_lo", "unabsorbed_flux_hi", "region", "label")})
 
 # %% [markdown]
 # ## 6c. WMAP from LAMBDA's cloud copy
@@ -328,7 +471,8 @@ for png in wmap_pngs.values(): show(png)
 # %% [markdown]
 # ## 7. The combined SED and a one-zone PWN model
 #
-# The WMAP aperture (an upper limit), the X-ray flux with its interval, the LAT flux points (upper limits at their stated\n95% one-sided level) and any published radio flux densities go into
+# The WMAP aperture (an upper limit), the X-ray flux with its interval, the LAT flux points (upper limits at their stated
+# 95% one-sided level) and any published radio flux densities go into
 # one SED table with units and per-point provenance (`mwnb.sed`); stand-in points are labelled as such.
 
 # %%
@@ -344,6 +488,23 @@ print(mw_sed.meta["label"] or "no stand-in points", "|", mw_sed.meta["n_points"]
 mw_sed["band", "energy", "flux", "ul", "stand_in", "provenance"]
 
 # %% [markdown]
+# ## 8. This run beside Eagle et al. (2023)
+#
+# The LAT results of this run (TS and significance, photon index, flux, energy range, fitted position) beside the values
+# of Eagle et al. (2023, ApJ 945, 4), each with its reference (`mwnb.sed.compare_with_paper`). Only values read in a stored
+# copy of the paper are filled in; the others are left empty and say so. In local mode the table holds the stand-in's
+# numbers and says that they cannot be compared.
+
+# %%
+if lat is not None:
+    vs_paper = mwsed.compare_with_paper(lat, stand_in=f"LAT stand-in {lat['source'].name if lat['engine'] == 'gammapy' else ''}" if local else "")
+    vs_paper.write(out / "b0453_vs_eagle2023.ecsv", overwrite=True)
+    print(vs_paper.meta["note"], f"| fitted position {vs_paper.meta['offset_from_pwn_arcsec']:.0f} arcsec from the PWN")
+    display(vs_paper)
+else:
+    print("LAT likelihood not run: nothing to compare with Eagle et al. (2023)")
+
+# %% [markdown]
 # ## Products and engines
 
 # %%
@@ -353,3 +514,26 @@ engines_table.write(out / "engines.ecsv", overwrite=True)
 print(engines_table)
 for p in sorted(out.rglob("*")):
     if p.is_file() and p.suffix in (".ecsv", ".png", ".fits", ".reg", ".yaml"): print(p.relative_to(out))
+
+# %% [markdown]
+# ## Which products are stand-ins
+#
+# Read from the products' own labels (`MWNBDEMO`/`MWNBFOR` in each FITS header, the stand-in
+# label in each ECSV table's metadata, via `mwnb.provenance.stand_in_of`): on the live archives this list is empty.
+
+# %%
+from astropy.io import fits
+from mwnb.provenance import stand_in_of
+
+def product_label(path) -> str:
+    "The stand-in label a FITS or ECSV product carries about itself; '' for real data."
+    if path.suffix == ".ecsv": return stand_in_of(Table.read(path))
+    with fits.open(path) as h: return stand_in_of(*(x.header for x in h))
+
+labels = {p.relative_to(out): product_label(p) for p in sorted(out.rglob("*")) if p.suffix in (".ecsv", ".fits")}
+stand_ins = {p: label for p, label in labels.items() if label}
+if stand_ins:
+    print(f"{len(stand_ins)} of {len(labels)} FITS/ECSV products are stand-ins, not {target} data:")
+    for p, label in stand_ins.items(): print(f"  {p}: {label[:150]}")
+else:
+    print(f"no stand-ins: every product is {target} data from {archive_note()}")
