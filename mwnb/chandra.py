@@ -17,11 +17,12 @@ from .catalogs import csc_obsid_sources, fetch_csc_spectra   # the CSC command-l
 
 # %% auto #0
 __all__ = ['CHANDRA_SIA_KEYWORDS', 'SIA1_STANDARD', 'DETECTOR_PREFERENCE', 'COUNTERPART_KEYS', 'SEARCH_MARGIN', 'CHANCE_RING',
-           'MERGED_GAIA', 'MERGED_2MASS', 'PWN_REGION', 'CSC_APPROXIMATION', 'chandra_obsid_prefix', 'obsid_of_key',
-           'chandra_obsid_files', 'chandra_sia_adql', 'chandra_sia_url', 'choose_chandra_image', 'find_chandra_image',
-           'catalog_error_95', 'find_counterparts', 'chance_coincidence', 'source_at', 'follow_up_source',
-           'merged_table', 'follow_up_summary', 'specextract_available', 'ciao_circle', 'specextract_pwn',
-           'csc_pwn_spectrum', 'pwn_xray_spectrum', 'fit_source_spectrum']
+           'MERGED_GAIA', 'MERGED_2MASS', 'PWN_REGION', 'CSC_APPROXIMATION', 'EVENTS_APPROXIMATION',
+           'chandra_obsid_prefix', 'obsid_of_key', 'chandra_obsid_files', 'chandra_sia_adql', 'chandra_sia_url',
+           'choose_chandra_image', 'find_chandra_image', 'catalog_error_95', 'find_counterparts', 'chance_coincidence',
+           'source_at', 'follow_up_source', 'merged_table', 'follow_up_summary', 'specextract_available', 'ciao_circle',
+           'specextract_pwn', 'csc_pwn_spectrum', 'csc_responses', 'pwn_events_spectrum', 'pwn_xray_spectrum',
+           'fit_source_spectrum']
 
 # %% ../nbs/31_chandra.ipynb #c008
 def chandra_obsid_prefix(obsid: int, part: str = "primary") -> str:
@@ -133,6 +134,7 @@ def find_counterparts(sources: QTable, *, radius="auto", catalogs=COUNTERPART_KE
     import astropy.units as u
     from astropy.coordinates import SkyCoord
     from mwnb.counterparts import catalog_spec, query_near
+    from mwnb.provenance import label_table
     auto = isinstance(radius, str)
     if auto and (radius != "auto" or "pos_err_95" not in sources.colnames):
         raise MissingInputError("radius='auto' needs each source's 95% error (pos_err_95): run add_position_errors(sources, events.meta) "
@@ -171,7 +173,7 @@ def find_counterparts(sources: QTable, *, radius="auto", catalogs=COUNTERPART_KE
         if len(t) == 0:
             t.meta["note"] = (f"no {spec['label']} source within {'the combined 95% error radius' if auto else fixed} of any of "
                               f"{len(sources)} X-ray sources")
-        out[spec["label"]] = t
+        out[spec["label"]] = label_table(t, sources)   # matches of stand-in sources say so
     return out
 
 # %% ../nbs/31_chandra.ipynb #c054
@@ -289,7 +291,8 @@ def merged_table(sources: QTable, counterparts: dict, chance: QTable = None, *, 
     out.meta.update({k: v for k, v in sources.meta.items() if k in ("aim_point", "aim_point_from", "epoch", "pos_err_relation",
                                                                    "exposure_s", "engine", "MWNBDEMO")})
     out.meta["counterparts"] = {k: v.meta.get("note", f"{len(v)} rows within {v.meta.get('radius')}") for k, v in counterparts.items()}
-    return out
+    from mwnb.provenance import label_table
+    return label_table(out, sources, *counterparts.values())
 
 def follow_up_summary(merged: QTable, follow_up_id: int) -> dict:
     "Src 2's Gaia counterpart in words and numbers: G, BP-RP, parallax, proper motion and its chance rate (or why none)."
@@ -371,19 +374,52 @@ def csc_pwn_spectrum(obsid: int, position, out_dir, *, radius=10.0) -> dict:
     return dict(got, method="CSC per-detection product (by position)", region=f"CSC aperture: {aperture}", label=label,
                 separation_arcsec=sep, name=str(dets["name"][i]).strip())
 
-def pwn_xray_spectrum(position, out_dir, *, obsid: int = None, events_file=None, region: dict = PWN_REGION) -> dict:
-    "The PWN's spectrum: CIAO specextract on the event file when CIAO is present, else the CSC product nearest the PWN (an approximation, said so)."
+EVENTS_APPROXIMATION = ("APPROXIMATION: event-list extraction without CIAO; responses (ARF/RMF) of the CSC per-detection products of "
+                        "{name} ({where}): a point-source ARF for an extended region (no weighting over the {radius:g} arcsec "
+                        "circle, no vignetting or chip-edge correction), so the flux carries that systematic")
+
+def csc_responses(obsid: int, position, out_dir, *, radius=10.0) -> dict:
+    "ARF and RMF of the CSC detection of `obsid` nearest `position` (within `radius` arcsec), with its name and separation."
+    got = csc_pwn_spectrum(obsid, position, out_dir, radius=radius)
+    return {k: got[k] for k in ("arf", "rmf", "name", "separation_arcsec")}
+
+def pwn_events_spectrum(events, position, out_dir, *, responses: dict = None, obsid: int = None, region: dict = PWN_REGION) -> dict:
+    """The PWN's spectrum from the event list (`xray_images.region_spectrum`: circle and background annulus of `region`) with
+    `responses` (arf, rmf, name, separation_arcsec; default: the CSC detection of `obsid` nearest the PWN), labelled as an approximation."""
+    from mwnb.xray_images import region_spectrum
+    out_dir = Path(out_dir)
+    if responses is None:
+        if obsid is None: raise BadParameterError("the event-list spectrum takes its responses from the CSC: give obsid, or responses=dict(arf=, rmf=, name=)")
+        responses = csc_responses(obsid, position, out_dir / "csc")
+    sep = responses.get("separation_arcsec")
+    note = EVENTS_APPROXIMATION.format(name=responses.get("name", "an unnamed detection"), radius=region["radius"],
+                                       where=f"{sep:.1f} arcsec from the PWN" if sep is not None and np.isfinite(sep) else "not at the PWN")
+    got = region_spectrum(events, position, out_dir, radius=region["radius"], bkg_radii=(region["bkg_inner"], region["bkg_outer"]),
+                          arf=responses["arf"], rmf=responses["rmf"], note=note, stem="pwn")
+    label = "; ".join(x for x in (got["label"], note, *got["warnings"]) if x)   # a stand-in's label first, then what to doubt
+    return dict(got, method="event-list extraction (circle + annulus) with CSC point-source responses", label=label,
+                responses_from=responses.get("name", ""))
+
+def pwn_xray_spectrum(position, out_dir, *, obsid: int = None, events_file=None, events=None, region: dict = PWN_REGION) -> dict:
+    """The PWN's spectrum: CIAO specextract on the event file when CIAO is present; else an extraction from `events` (a table
+    from read_events) with the CSC responses; else the CSC product nearest the PWN. The last two are approximations, said so."""
     if specextract_available() and events_file is not None:
         return specextract_pwn(events_file, position, out_dir, region=region)
-    if obsid is None: raise BadParameterError("without CIAO the PWN spectrum comes from the CSC: give obsid")
+    if obsid is None: raise BadParameterError("without CIAO the PWN spectrum takes the CSC's responses or products: give obsid")
+    if events is not None:
+        print("CIAO specextract not found: extracting the PWN region from the event list with the CSC responses of the detection nearest it (an approximation)")
+        return pwn_events_spectrum(events, position, out_dir, obsid=obsid, region=region)
     print("CIAO specextract not found: using the Chandra Source Catalog's per-detection spectrum nearest the PWN (an approximation)")
     return csc_pwn_spectrum(obsid, position, out_dir)
 
 def fit_source_spectrum(pha, arf=None, rmf=None, *, model: str = "tbabs*powerlaw", band=(0.5, 7.0), flux_band=(0.5, 7.0),
                         label: str = "", region: str = "", n_draws: int = 200, gof: int = 0, **kw) -> Table:
-    "Absorbed power-law fit of one spectrum with mwnb.spectra.fit_spectra: one row, 90% intervals, fluxes with intervals."
+    "Absorbed power-law fit of one spectrum with mwnb.spectra.fit_spectra: one row, 90% intervals, fluxes with intervals; the spectrum's stand-in label kept."
     from mwnb.spectra import fit_spectra, load_spectrum
+    from astropy.io import fits
+    from mwnb.provenance import label_table
     data = load_spectrum(pha, arf=arf, rmf=rmf, band=band)
     t = fit_spectra([data], model=model, tie=(), band=band, flux_band=flux_band, n_draws=n_draws, gof=gof, **kw)
     t.meta["label"], t.meta["region"] = label, region
-    return t
+    with fits.open(pha) as h: headers = [x.header for x in h]
+    return label_table(t, *headers)   # a spectrum that carries a stand-in label passes it on

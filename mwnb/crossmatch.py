@@ -446,7 +446,7 @@ FLUX_OUTPUTS = "the csc_fluxes column of grouped_csc_fermi_pairs.csv and the X-r
 def match_with_engine(sources: "Table", fermi: "Table", region: str = "circle95", engine: str = "local",
                       min_flux: float | None = 0.0, b_max: float | None = None, service: str = "heasarc",
                       extended: bool = False) -> "Table":
-    "Pairs of `sources` x `fermi` by `engine`: local KD-tree, lsdb (mwnb.lsdb_match) or tap (server-side ADQL, server csc)."
+    "Pairs of `sources` x `fermi` by `engine`: local sky grid, lsdb (mwnb.lsdb_match) or tap (server-side ADQL, server csc)."
     if engine == "local": return match_local(sources, fermi, region, extended=extended)
     if engine == "lsdb":
         try: from mwnb.lsdb_match import match_lsdb
@@ -576,7 +576,7 @@ def xmatch_cli(xray: Param("X-ray source table (FITS, VOTable, ECSV, CSV): name,
                b_max: Param("Keep |b| <= b_max deg (both catalogs)", float) = None,
                min_flux: Param("Keep X-ray flux > min_flux (tables with a flux column)", float) = 0.0,
                out: Param("Output directory", str) = "xmatch_out",
-               engine: Param("local (KD-tree), lsdb (LSDB/HATS, mwnb[survey]) or tap (server-side ADQL on the archive's csc)",
+               engine: Param("local (sky grid), lsdb (LSDB/HATS, mwnb[survey]) or tap (server-side ADQL on the archive's csc)",
                              str, choices=list(ENGINES)) = "local",
                extended: Param("Also match inside the extensions of extended 4FGL sources (marked per pair)", store_true) = False,
                chance: Param("Chance matches: coverage (Chandra footprints), shift (comparison only) or none",
@@ -686,7 +686,7 @@ def xmatch_benchmark_cli(fermi: Param("4FGL catalog file", str) = None,
                          n_sources: Param("Number of CSC-like positions", int) = 400_000,
                          region: Param("circle95, ellipse95 or radius:<r>deg", str) = "ellipse95",
                          seed: Param("Random seed of the synthetic positions", int) = 1,
-                         repeats: Param("Timed runs of each contender (alternating)", int) = 5,
+                         repeats: Param("Timed runs of each contender, alternating (default 5; 3 with --scale)", int) = None,
                          scale: Param("Survey-scale nearest-N benchmark (mwnb.lsdb_match, mwnb[survey])", store_true) = False,
                          sizes: Param("--scale: catalog sizes, comma-separated", str) = "1000000,5000000,20000000",
                          scale_sources: Param("--scale: number of X-ray positions", int) = 1_000_000,
@@ -698,11 +698,11 @@ def xmatch_benchmark_cli(fermi: Param("4FGL catalog file", str) = None,
         except ImportError as e:
             raise EngineUnavailableError(f"the survey-scale benchmark needs mwnb.lsdb_match with lsdb and hats ({e}): "
                                          f"{SURVEY_EXTRA}") from e
-        t = scale_benchmark([int(s) for s in sizes.split(",")], n_sources=scale_sources, repeats=repeats, seed=seed,
+        t = scale_benchmark([int(s) for s in sizes.split(",")], n_sources=scale_sources, repeats=repeats or 3, seed=seed,
                             engines=tuple(e.strip() for e in engines.split(",")) if engines else BENCH_ENGINES,
                             cache_dir=cache_dir)
         t.pprint(max_lines=-1, max_width=-1)
         return t
-    r = benchmark(fermi or default_fermi_file(), n_sources, region, seed, repeats)
+    r = benchmark(fermi or default_fermi_file(), n_sources, region, seed, repeats or 5)
     _print_benchmark(r)
     return r

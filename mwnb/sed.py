@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import BadInputFileError, BadParameterError
 from .provenance import archive_kind, archive_note, stand_in_label, stand_in_of
-from .stats import one_sided_cl
+from .stats import gaussian_sigma_of_interval, one_sided_cl, two_sided_cl
 # astropy (units, tables), scipy, naima/emcee and matplotlib are imported inside the functions that use them:
 # `import mwnb.sed` stays light (numpy only).
 
@@ -24,10 +24,10 @@ __all__ = ['ENERGY_UNIT', 'FLUX_UNIT', 'REGIMES', 'SED_COLUMNS', 'B0453_RADIO_SO
            'LMC_DISTANCE_REF', 'PWN_PARAMETERS', 'NAIMA_LABELS', 'PWN_PRIOR_BOUNDS', 'E0_TEV', 'E_MIN_GEV', 'E_MAX_TEV',
            'EAGLE2023_REF', 'SUCCESSOR_REF', 'NOT_READ', 'EAGLE2023', 'empty_sed', 'sed_rows', 'sed_point',
            'flux_density_to_nufnu', 'radio_points', 'literature_radio_table', 'b0453_radio_literature',
-           'literature_radio_points', 'band_flux_to_nufnu', 'gaussian_sigma_of_interval', 'xray_point', 'xray_points',
-           'sed_xray_flux', 'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models',
-           'pwn_model_sed', 'pwn_prior', 'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title',
-           'plot_sed_fit', 'sed_products', 'compare_with_paper']
+           'literature_radio_points', 'band_flux_to_nufnu', 'xray_point', 'xray_points', 'sed_xray_flux',
+           'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models', 'pwn_model_sed', 'pwn_prior',
+           'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title', 'plot_sed_fit', 'sed_products',
+           'compare_with_paper']
 
 # %% ../nbs/33_sed.ipynb #s005
 # Energy and flux units of the SED table: nuF_nu = E^2 dN/dE in erg cm^-2 s^-1 at photon energy E in eV (naima's
@@ -264,11 +264,6 @@ def band_flux_to_nufnu(flux, band_keV, photon_index: float = 2.0, e_ref_keV: flo
     integral = math.log(e2 / e1) if abs(2 - g) < 1e-9 else (e2 ** (2 - g) - e1 ** (2 - g)) / (2 - g)
     return (u.Quantity(flux, FLUX_UNIT) * e0 ** (2 - g) / integral).to(FLUX_UNIT)
 
-def gaussian_sigma_of_interval(confidence: float) -> float:
-    "Number of sigma that a two-sided Gaussian interval at `confidence` spans each side (0.90 -> 1.645)."
-    from scipy.stats import norm
-    return float(norm.ppf(0.5 + float(confidence) / 2))
-
 def xray_point(flux, flux_lo, flux_hi, band_keV, *, photon_index: float = None, confidence: float = 0.90,
                instrument: str = "Chandra ACIS", reference: str = "", archive: str = None, stand_in=None,
                provenance: str = ""):
@@ -344,9 +339,8 @@ def _gamma_cl(t, ul_cl):
         if k in t.meta:
             v = t.meta[k]
             return float(str(v).rstrip("%")) / 100 if str(v).endswith("%") else float(v)
-    if "n_sigma_ul" in t.meta:   # profile-likelihood limit at Delta(-2 lnL) = n^2: chi2(1 dof) CDF, 2 -> 0.954
-        from scipy.stats import chi2
-        return float(chi2.cdf(float(t.meta["n_sigma_ul"]) ** 2, 1))
+    if "n_sigma_ul" in t.meta:   # limit at Delta(-2 lnL) = n^2 read as the chi2 (1 dof) CDF: 2 -> 0.954
+        return two_sided_cl(t.meta["n_sigma_ul"])
     return None
 
 def gamma_points(sed, *, ul_cl: float = None, energy_unit=None, flux_unit=None, ts_ul: float = None,

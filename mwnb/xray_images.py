@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadParameterError, MissingInputError, MwnbError
+from .errors import BadInputFileError, BadParameterError, MissingInputError, MwnbError
 from .stats import radius_at_level
 # astropy (units, coordinates, tables, FITS, WCS), matplotlib and photutils are imported inside the functions
 # that use them: `import mwnb.xray_images` stays light (numpy only).
 
 # %% auto #0
-__all__ = ['BANDS', 'CHAMP_PU_RELATION', 'CHAMP_LOGC_SPLIT', 'CHAMP_LOGC_MAX', 'CHANDRA_ASTROMETRY_90', 'read_events',
-           'events_wcs', 'band_images', 'rgb_image', 'plot_rgb', 'image_background', 'poisson_sigma',
+__all__ = ['BANDS', 'CHAMP_PU_RELATION', 'CHAMP_LOGC_SPLIT', 'CHAMP_LOGC_MAX', 'CHANDRA_ASTROMETRY_90', 'SKY_PLANE_PIXELS',
+           'read_events', 'events_wcs', 'band_images', 'rgb_image', 'plot_rgb', 'image_background', 'poisson_sigma',
            'detect_photutils', 'detection_engine', 'detect_wavdetect', 'detect_sources', 'read_image',
            'write_ds9_regions', 'save_sources', 'positional_error_95', 'aim_point', 'observation_epoch',
-           'add_position_errors', 'plot_image', 'source_spectrum', 'spectrum_ylim', 'plot_spectrum']
+           'add_position_errors', 'plot_image', 'source_spectrum', 'spectrum_ylim', 'plot_spectrum', 'region_spectrum']
 
 # %% ../nbs/34_xray_images.ipynb #c005
 def _open_fits(uri):
@@ -203,10 +203,12 @@ def detect_sources(image: np.ndarray, wcs: WCS, *, engine: str = "auto", **kw) -
 
 # %% ../nbs/34_xray_images.ipynb #c030
 def read_image(uri, hdu: int = 0):
-    "A FITS image and its celestial WCS."
+    "A FITS image and its celestial WCS (a CIAO header's deprecated RADECSYS read as RADESYS, no other repairs)."
     from astropy.wcs import WCS
     with _open_fits(uri) as h:
-        return np.asarray(h[hdu].data, float), WCS(h[hdu].header).celestial
+        header = h[hdu].header.copy()
+        if "RADECSYS" in header and "RADESYS" not in header: header["RADESYS"] = header.pop("RADECSYS")
+        return np.asarray(h[hdu].data, float), WCS(header, fix=False).celestial
 
 # %% ../nbs/34_xray_images.ipynb #c033
 def write_ds9_regions(sources: QTable, path, *, radius=2.0, color: str = "green") -> Path:
@@ -222,11 +224,12 @@ def write_ds9_regions(sources: QTable, path, *, radius=2.0, color: str = "green"
     Regions(regs).write(str(path), format="ds9", overwrite=True)
     return Path(path)
 
-def save_sources(sources: QTable, out_dir, stem: str = "chandra_sources") -> dict:
-    "Write sources as ECSV and DS9 regions; the paths."
+def save_sources(sources: QTable, out_dir, stem: str = "chandra_sources", *, inputs=()) -> dict:
+    "Write sources as ECSV (with the stand-in label of `inputs`, e.g. the events, when they carry one) and DS9 regions; the paths."
+    from mwnb.provenance import label_table
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     files = {"table": out_dir / f"{stem}.ecsv", "regions": out_dir / f"{stem}.reg"}
-    sources.write(files["table"], overwrite=True)
+    label_table(sources, *inputs).write(files["table"], overwrite=True)
     write_ds9_regions(sources, files["regions"])
     return files
 
@@ -286,6 +289,8 @@ def add_position_errors(sources: QTable, meta: dict = None, *, aim=None, astrome
     out.meta.update(aim_point=(ra0, dec0), aim_point_from=keys, epoch=observation_epoch(meta), exposure_s=exposure,
                     pos_err_relation="Kim et al. 2007 ApJS 169 401 (ChaMP) 95% PU(theta, net counts), CSC 1 err_ellipse_cio",
                     astrometry_90_arcsec=astrometry_90)
+    from mwnb.provenance import stand_in_of
+    if stand_in_of(meta): out.meta["MWNBDEMO"] = stand_in_of(meta)   # the events' stand-in label travels with their sources
     return out
 
 # %% ../nbs/34_xray_images.ipynb #c051
@@ -375,3 +380,91 @@ def plot_spectrum(spec: QTable, path=None, title: str = ""):
            ylabel="net rate [counts / (s keV)]", title=title)
     if path: fig.savefig(path, dpi=120, bbox_inches="tight")
     return fig
+
+# %% ../nbs/34_xray_images.ipynb #c037x
+# CIAO's dmextract writes BACKSCAL as the region's area in sky pixels over the whole sky-pixel plane (8192 x 8192 for
+# ACIS); only the source/background ratio enters a fit.
+SKY_PLANE_PIXELS = 8192.0 ** 2
+
+def _events_label(meta: dict) -> dict:
+    "The header keywords that keep the events' stand-in label (their own MWNB* keywords, else MWNBDEMO = the label); {} for real data."
+    from mwnb.provenance import stand_in_of, DEMO_KEYWORDS
+    label = stand_in_of(meta)
+    if not label: return {}
+    keep = {k: meta[k] for k in DEMO_KEYWORDS if k in meta}
+    return keep if "MWNBDEMO" in keep else {**keep, "MWNBDEMO": label}
+
+def _pha_file(path, counts, channels, *, meta: dict, exposure: float, backscal: float, kind: str, files: dict, history: list):
+    "Write an OGIP type I PHA (SPECTRUM extension, CHANNEL/COUNTS, Poisson errors) with its keywords; the path."
+    from astropy.io import fits
+    cols = [fits.Column(name="CHANNEL", format="J", array=channels), fits.Column(name="COUNTS", format="J", unit="count", array=counts)]
+    spec = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+    h = spec.header
+    for k in ("TELESCOP", "INSTRUME", "OBJECT", "OBS_ID", "DATE-OBS", "RA_PNT", "DEC_PNT"):
+        if k in meta: h[k] = meta[k]
+    h.update({"FILTER": "none", "HDUCLASS": "OGIP", "HDUCLAS1": "SPECTRUM", "HDUVERS": "1.2.1", "HDUCLAS2": kind,
+              "HDUCLAS3": "COUNT", "CHANTYPE": "PI", "DETCHANS": len(channels), "TLMIN1": int(channels[0]), "TLMAX1": int(channels[-1]),
+              "POISSERR": True, "SYS_ERR": 0, "QUALITY": 0, "GROUPING": 0, "EXPOSURE": exposure, "AREASCAL": 1.0,
+              "BACKSCAL": backscal, "CORRSCAL": 0.0, "CORRFILE": "none", "BACKFILE": files.get("BACKFILE", "none"),
+              "RESPFILE": files.get("RESPFILE", "none"), "ANCRFILE": files.get("ANCRFILE", "none")})
+    primary = fits.PrimaryHDU()
+    for hdr in (primary.header, h):
+        for k, v in _events_label(meta).items(): hdr[k] = v
+        for line in history: hdr.add_history(line)
+    fits.HDUList([primary, spec]).writeto(path, overwrite=True)
+    return Path(path)
+
+def _outside_extent(events: Table, px: float, py: float, r_in: float, r_out: float, n: int = 64) -> float:
+    "Fraction of the annulus (sky pixels) about (px, py) that lies outside the events' x/y extent (a cut-out or the chip's edge)."
+    rr, tt = np.meshgrid(np.sqrt(np.linspace(r_in**2, r_out**2, n)), np.linspace(0, 2 * np.pi, 4 * n, endpoint=False))   # equal areas
+    x, y = px + rr * np.cos(tt), py + rr * np.sin(tt)
+    ex, ey = np.asarray(events["x"], float), np.asarray(events["y"], float)
+    return float(np.mean((x < ex.min()) | (x > ex.max()) | (y < ey.min()) | (y > ey.max())))
+
+def region_spectrum(events: Table, position: SkyCoord, out_dir, *, radius=40.0, bkg_radii=(60.0, 90.0), arf=None, rmf=None,
+                    note: str = "", stem: str = "region") -> dict:
+    """PI spectra of the events in a circle of `radius` around `position` and a background annulus `bkg_radii` (arcsec), as OGIP
+    type I PHA files: the source names the background (BACKFILE) and the responses `arf`/`rmf` (copied beside it)."""
+    import astropy.units as u
+    from mwnb.provenance import stand_in_of
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    r, r_in, r_out = (u.Quantity(v, u.arcsec).to_value(u.arcsec) for v in (radius, *bkg_radii))
+    if not 0 < r <= r_in < r_out: raise BadParameterError(f"regions: need 0 < radius <= inner < outer background radius, got {r}, {r_in}, {r_out} arcsec")
+    meta = events.meta
+    ix = _col_index(meta, "x")
+    pix = abs(float(meta[f"TCDLT{ix}"])) * 3600.0   # arcsec per sky pixel (0.492 for ACIS)
+    # regions in sky pixels about the position's sky pixel, as CIAO's sky filters are (FITS pixel = sky pixel at binsize 1)
+    px, py = (float(v) + 1 for v in events_wcs(meta).world_to_pixel(position))
+    d = np.hypot(np.asarray(events["x"], float) - px, np.asarray(events["y"], float) - py) * pix
+    ipi = _col_index(meta, "pi")
+    channels = np.arange(int(meta.get(f"TLMIN{ipi}", 1)), int(meta.get(f"TLMAX{ipi}", 1024)) + 1)
+    pi = np.asarray(events["pi"], int)
+    if pi.size and (pi.min() < channels[0] or pi.max() > channels[-1]):
+        raise BadInputFileError(f"event PI values {pi.min()}..{pi.max()} outside the column's range {channels[0]}..{channels[-1]}")
+    on, off = d < r, (d >= r_in) & (d < r_out)
+    hist = lambda sel: np.bincount(pi[sel] - channels[0], minlength=len(channels)).astype(np.int32)
+    area_src, area_bkg = np.pi * (r / pix) ** 2, np.pi * ((r_out / pix) ** 2 - (r_in / pix) ** 2)   # sky pixels
+    exposure = float(meta.get("EXPOSURE", 0.0))
+    if exposure <= 0: raise BadInputFileError("the event list has no EXPOSURE: a PHA needs one")
+    c = position.icrs
+    region = (f"source circle({c.ra.deg:.5f},{c.dec.deg:.5f},{r:g}\"); background annulus({c.ra.deg:.5f},{c.dec.deg:.5f},"
+              f"{r_in:g}\",{r_out:g}\") (ICRS deg)")
+    files = {}
+    for key, src in (("ANCRFILE", arf), ("RESPFILE", rmf)):
+        if src is not None:
+            dest = out_dir / Path(src).name
+            if Path(src).resolve() != dest.resolve(): shutil.copyfile(src, dest)
+            files[key] = dest.name
+    history = [f"mwnb.xray_images.region_spectrum: {region}", "BACKSCAL = region area (sky pixels, no chip edges or exposure map) / 8192**2"]
+    outside = {k: _outside_extent(events, px, py, a / pix, b / pix) for k, (a, b) in (("source", (0.0, r)), ("background", (r_in, r_out)))}
+    for k, f in outside.items():   # BACKSCAL counts the whole area: a region off the data under-counts, so say so
+        if f > 0: history.append(f"WARNING: {100 * f:.0f}% of the {k} region lies outside the event list's extent; its area (BACKSCAL) overstates the area with data")
+    if note: history.append(note)
+    bkg = _pha_file(out_dir / f"{stem}_bkg.pi", hist(off), channels, meta=meta, exposure=exposure, backscal=area_bkg / SKY_PLANE_PIXELS,
+                    kind="BKG", files={k: v for k, v in files.items()}, history=history)
+    pha = _pha_file(out_dir / f"{stem}.pi", hist(on), channels, meta=meta, exposure=exposure, backscal=area_src / SKY_PLANE_PIXELS,
+                    kind="TOTAL", files={**files, "BACKFILE": bkg.name}, history=history)
+    return dict(pha=pha, bkg=bkg, arf=out_dir / files["ANCRFILE"] if "ANCRFILE" in files else None,
+                rmf=out_dir / files["RESPFILE"] if "RESPFILE" in files else None, counts=int(on.sum()), bkg_counts=int(off.sum()),
+                backscal_ratio=area_src / area_bkg, region=region, label=stand_in_of(meta), note=note,
+                outside_extent=outside, warnings=[h for h in history if h.startswith("WARNING")])

@@ -183,7 +183,7 @@ def test_opt_in_cache_fetches_once(archive, tmp_path, monkeypatch):
 # ---- the archives' documented answers (contracts) ----
 
 def test_heasarc_datalink_is_per_table_with_row_ids(archive, monkeypatch):
-    "heasarc_sia.yaml datalink_url: .../datalink/{table}?sizefiles=false& with ID=ivo://nasa.heasarc/{table}?{__row} (defect 4)."
+    "heasarc_sia.yaml datalink_url: .../datalink/{table}?sizefiles=false& with ID=ivo://nasa.heasarc/{table}?{__row}."
     from mwnb.config import Conf
     from mwnb.cloud import heasarc_links, heasarc_datalink_url
     from mwnb.demo.vo import add_heasarc_row
@@ -206,7 +206,7 @@ def test_heasarc_datalink_is_per_table_with_row_ids(archive, monkeypatch):
 
 
 def test_heasarc_datalink_answers_with_the_contract_fields_and_cloud_access(archive):
-    "The demo DataLink has exactly heasarc_sia.yaml datalink_fields; '#this' has cloud_access (aws.key) and no s3:// access_url (defect 3)."
+    "The demo DataLink has exactly heasarc_sia.yaml datalink_fields; '#this' has cloud_access (aws.key) and no s3:// access_url."
     import json, pyvo
     from mwnb.config import conf
     from mwnb.contracts import load_contract
@@ -222,7 +222,7 @@ def test_heasarc_datalink_answers_with_the_contract_fields_and_cloud_access(arch
 
 
 def test_panstarrs_stand_in_has_the_stack_layout_and_the_cutout_reads_hdu_1(archive):
-    "mast.yaml panstarrs_stack_image image_hdu 1: empty primary, RICE CompImageHDU in HDU 1; cutout(hdu=None) finds it (defect 2)."
+    "mast.yaml panstarrs_stack_image image_hdu 1: empty primary, RICE CompImageHDU in HDU 1; cutout(hdu=None) finds it."
     uri = "s3://stpubdata/panstarrs/ps1/public/rings.v3.skycell/1784/059/rings.v3.skycell.1784.059.stk.g.unconv.fits"
     with open_fits(uri) as h:
         assert h[0].data is None and h[0].header["NAXIS"] == 0
@@ -237,7 +237,7 @@ def test_panstarrs_stand_in_has_the_stack_layout_and_the_cutout_reads_hdu_1(arch
 
 
 def test_allwise_sia2_rows_are_chosen_by_dataproduct_subtype(archive):
-    "irsa.yaml: the first SIA v2 row of a coadd is not guaranteed to be the intensity image; select 'science' (defect 5)."
+    "irsa.yaml: the first SIA v2 row of a coadd is not guaranteed to be the intensity image; select 'science'."
     import pyvo
     from mwnb.config import conf
     wise = pyvo.dal.SIA2Service(conf.irsa_sia).search(pos=(83.63321, 22.01446, 0.1), collection="wise_allwise").to_table()
@@ -250,8 +250,8 @@ def test_allwise_sia2_rows_are_chosen_by_dataproduct_subtype(archive):
 
 
 def test_crab_obstap_query_uses_only_verified_contract_columns(archive):
-    "mast.yaml obstap: the tutorial's ObsTAP query and the demo obscore name only verified columns; no `filters` (defect 6)."
-    from mwnb.chandra import mast_observations_adql
+    "mast.yaml obstap: the tutorial's ObsTAP query and the demo obscore name only verified columns; no `filters`."
+    from mwnb.catalogs import mast_observations_adql
     from mwnb.contracts import check_adql, adql_references, contract_columns
     from mwnb.demo.crab import _obscore
     q = mast_observations_adql(83.63321, 22.01446, 0.1, ["PS1"], dataproduct_type="image")

@@ -245,3 +245,57 @@ def test_galex_and_hsc_counterparts_merge_into_the_source_table(m82_sources):
     row = m[m["id"] == 2][0]
     assert (row["galex_n"], row["galex_id"], row["galex_sep"].value, row["galex_fuv_mag"]) == (2, "g2", 0.4, 20.5)
     assert m["hsc_n"].sum() == 0 and m.meta["counterparts"]["HSC"] == "none" and len(m) == len(src)
+
+
+def _csc_stand_in_responses():
+    "Real CSC per-detection ARF/RMF (ObsID 4938, sherpa's test data) standing in for those of the detection nearest the PWN."
+    import sherpa
+    from pathlib import Path
+    d = Path(sherpa.__file__).parent / "astro/datastack/tests/data"
+    return dict(arf=d / "acisf04938_000N002_r0043_arf3.fits", rmf=d / "acisf04938_000N002_r0043_rmf3.fits",
+                name="2CXO stand-in detection", separation_arcsec=2.5)
+
+
+def test_without_ciao_the_pwn_spectrum_is_extracted_from_the_events_with_csc_responses(demo_uris, monkeypatch, tmp_path, capsys):
+    from astropy.io import fits
+    from mwnb import xray_images
+    ev = xray_images.read_events(demo_uris["events"])                # labelled stand-in events (M82)
+    asked = []
+    def responses(obsid, position, out_dir, radius=10.0):
+        asked.append(obsid); return _csc_stand_in_responses()
+    monkeypatch.setattr(chandra, "csc_responses", responses)
+    monkeypatch.setattr(chandra, "specextract_available", lambda: False)
+    centre = SkyCoord(148.9655, 69.6779, unit="deg")                   # M82's X-ray peak
+    s = chandra.pwn_xray_spectrum(centre, tmp_path, obsid=1990, events=ev)
+    assert asked == [1990] and s["method"].startswith("event-list extraction") and "extracting the PWN region" in capsys.readouterr().out
+    assert "point-source ARF for an extended region" in s["label"] and "2CXO stand-in detection (2.5 arcsec from the PWN)" in s["label"]
+    assert s["label"].startswith("MWNBDEMO") and 'circle(148.96550,69.67790,40")' in s["region"]
+    with fits.open(s["pha"]) as h:
+        assert h[1].header["ANCRFILE"] == "acisf04938_000N002_r0043_arf3.fits" and h[0].header["MWNBDEMO"]
+        assert any("point-source ARF" in str(x) for x in h[1].header["HISTORY"])
+    fit = chandra.fit_source_spectrum(s["pha"], label=s["label"], region=s["region"])   # responses and background from the header
+    sed = sed_xray_flux(fit)
+    assert sed["flux_lo"] < sed["flux"] < sed["flux_hi"] and sed["region"] == s["region"]
+    assert fit["powerlaw.PhoIndex_lo"][0] < fit["powerlaw.PhoIndex"][0] < fit["powerlaw.PhoIndex_hi"][0]
+    assert "MWNBDEMO" in fit.meta                                     # the stand-in label reached the fit table
+
+
+def test_fit_table_of_an_unlabelled_spectrum_carries_no_stand_in_label(monkeypatch):
+    import sherpa
+    from pathlib import Path
+    from mwnb.provenance import archive_kind
+    monkeypatch.setenv("MWNB_ARCHIVE", "live")     # as a live run: its products must stay unlabelled (no service is asked)
+    assert archive_kind() == "live archive"
+    pha = Path(sherpa.__file__).parent / "astro/datastack/tests/data/3c273.pi"   # real ACIS spectrum, ObsID 459
+    fit = chandra.fit_source_spectrum(pha, n_draws=50)
+    assert "MWNBDEMO" not in fit.meta and np.isfinite(sed_xray_flux(fit)["flux"])
+
+
+def test_counterpart_and_merged_tables_carry_the_sources_stand_in_label(local_archive, m82_sources):
+    src = m82_sources[0]
+    labelled = QTable(src, copy=True); labelled.meta["MWNBDEMO"] = "MWNBDEMO: stand-in events"
+    plain = QTable(src, copy=True); plain.meta.pop("MWNBDEMO", None)
+    cps = chandra.find_counterparts(labelled)
+    assert all(t.meta["MWNBDEMO"] for t in cps.values())        # every counterpart table of stand-in sources says so
+    assert chandra.merged_table(labelled, {}).meta["MWNBDEMO"] == "MWNBDEMO: stand-in events"
+    assert "MWNBDEMO" not in chandra.merged_table(plain, {}).meta     # real sources, no stand-in counterparts: no label

@@ -263,6 +263,10 @@ def test_gammapy_path_on_sciencetools_inputs_target_is_a_new_source_and_resumes_
     assert np.isclose(lc["gti_fraction"].sum(), 1.0)
     assert res["tsmap"].geom.width[0][0] > 4.5 * u.deg                          # the whole 5 deg ROI
     with fits.open(res["files"]["maps"]) as h: assert [x.name for x in h[1:]] == ["COUNTS", "MODEL", "RESIDUAL"]
+    # every product made from the stand-in products carries their label (MWNBPROD in the demo's ccube header)
+    for k in ("target", "spectral_models", "parameters", "roi_sources", "sed", "lightcurve"):
+        assert "made from stand-in inputs" in Table.read(res["files"][k]).meta["MWNBDEMO"], k
+    for k in ("tsmap", "maps"): assert "made from stand-in inputs" in fits.getheader(res["files"][k])["MWNBDEMO"], k
 
 
 DR4 = data_dir() / "pypi-fermipy-4fgl-dr4" / "gll_psc_v35.fit"
@@ -482,3 +486,30 @@ def test_the_lat_form_refuses_fractional_energies_as_the_client_would_send_them_
         fermi.submit_lat_query(form)
     form["energyfield"] = "300,2000000"
     assert "QueryResults.cgi?id=" in fermi.submit_lat_query(form)
+
+
+def test_lat_inputs_label_comes_from_the_inputs_headers_not_the_archive_mode(stand_in_products, tmp_path):
+    import shutil
+    from astropy.io import fits
+    from astropy.table import Table
+    assert "made from stand-in inputs" in fermi.lat_inputs_label(stand_in_products)   # MWNBPROD of the demo conversion
+    clean = {}
+    for k in ("counts", "exposure", "psf", "background"):                  # the same products without the MWNB* keywords
+        clean[k] = shutil.copyfile(stand_in_products[k], tmp_path / f"{k}.fits")
+        with fits.open(clean[k], mode="update") as h:
+            for x in h:
+                for key in [c for c in x.header if c.startswith("MWNB")]: del x.header[key]
+                x.header.remove("HISTORY", ignore_missing=True, remove_all=True)
+    assert fermi.lat_inputs_label(clean) == ""
+    t = Table({"a": [1]}); fermi.label_lat_products({"x": clean["counts"]}, [t], "")
+    assert "MWNBDEMO" not in t.meta and "MWNBDEMO" not in fits.getheader(clean["counts"])
+    fermi.label_lat_products({"x": clean["counts"]}, [t], "stand-in maps")
+    assert t.meta["MWNBDEMO"] == "MWNBDEMO: stand-in maps" and fits.getheader(clean["counts"])["MWNBDEMO"] == "stand-in maps"
+    # a fermipy configuration: the photon files its list names
+    photons = tmp_path / "ph.fits"
+    fits.HDUList([fits.PrimaryHDU(header=fits.Header([("MWNBDEMO", True), ("MWNBFOR", "LAT photons of B0453-685")]))]).writeto(photons)
+    (tmp_path / "events.txt").write_text("ph.fits\n")
+    (tmp_path / "config.yaml").write_text("data:\n  evfile: events.txt\n")
+    assert "LAT photons of B0453-685" in fermi.fermipy_inputs_label(tmp_path / "config.yaml")
+    (tmp_path / "events.txt").write_text("")
+    assert fermi.fermipy_inputs_label(tmp_path / "config.yaml") == ""

@@ -91,7 +91,7 @@ def mast_paths(archive):
 
 
 def test_panstarrs_key_from_a_mast_uri_via_path_lookup(mast_paths):
-    "panstarrs_stack / mast.yaml path_lookup: use_cloud_path=True is sent and the cloud path is the key (defect 5)."
+    "panstarrs_stack / mast.yaml path_lookup: use_cloud_path=True is sent and the cloud path is the key."
     la = mast_paths
     (example,) = layout_examples("panstarrs_stack")
     uri = "mast:PS1/product/" + example.rsplit("/", 1)[1]

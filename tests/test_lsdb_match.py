@@ -104,14 +104,43 @@ def test_counterparts_from_local_s3_hats():
 
 
 def test_tiny_scale_benchmark(tmp_path):
+    "Every engine, two sizes, two alternating runs each: same pairs as the KD-tree, start-up apart, memory and load."
     t = scale_benchmark(sizes=(10_000, 40_000), n_sources=2_000, radius_arcsec=120, n_nearest=2, cache_dir=tmp_path,
-                        scheduler="threads", log=lambda *a: None)
-    assert sorted(set(t["engine"])) == ["astropy", "kdtree", "lsdb"]
-    assert list(t["n_catalog"]) == [10_000] * 3 + [40_000] * 3
-    assert list(t["same_pairs"]) == ["True"] * 6
-    assert (t["n_pairs"][3:] > t["n_pairs"][:3]).all() and (t["n_pairs"][:3] > 0).all()
-    assert np.all(t["peak_MB"] > 50) and np.all(t["seconds"] > 0)
+                        scheduler="threads", repeats=2, log=lambda *a: None)
+    assert list(t["engine"]) == ["grid", "kdtree", "astropy", "lsdb"] * 2
+    assert list(t["n_catalog"]) == [10_000] * 4 + [40_000] * 4
+    assert list(t["same_pairs"]) == ["True"] * 8 and set(t["reference"]) == {"kdtree"}
+    assert (t["n_pairs"][4:] > t["n_pairs"][:4]).all() and (t["n_pairs"][:4] > 0).all()
+    assert (t["n_runs"] == 2).all() and np.all(t["seconds_min"] <= t["seconds"]) and np.all(t["seconds"] <= t["seconds_max"])
+    assert np.all(t["peak_MB"] > 50) and np.all(t["seconds"] > 0) and np.all(np.isfinite(t["load"]))
     assert np.allclose(t["rows_per_s"], t["n_catalog"] / t["seconds"])
+    lsdb_rows = t["engine"] == "lsdb"
+    assert np.all(t["startup_s"][lsdb_rows] >= t["import_s"][lsdb_rows]) and np.all(t["import_s"][lsdb_rows] > 0)
+    assert np.all(t["startup_s"][~lsdb_rows] == 0)
+
+
+def test_hats_kernels_compile_once_and_load_from_numba_cache(tmp_path):
+    """hats declares its numba kernels without cache=True; mwnb turns numba's disk cache on, so the second fresh
+    process loads every kernel the first compiled (cache hits, no misses), and the warm-up builds no margin."""
+    import json, os, subprocess, sys
+    code = ("import json, warnings; warnings.simplefilter('ignore')\n"
+            "from unittest import mock\n"
+            "from mwnb.lsdb_match import warm_up_lsdb\n"
+            "from numba.core.registry import CPUDispatcher\n"
+            "import hats.pixel_tree.pixel_alignment as a, hats.pixel_tree.moc_filter as m\n"
+            "from lsdb.loaders.dataframe.margin_catalog_generator import MarginCatalogGenerator as G\n"
+            "with mock.patch.object(G, '_create_catalog', side_effect=AssertionError('margin')), \\\n"
+            "     mock.patch.object(G, '_create_empty_catalog', side_effect=AssertionError('margin')):\n"
+            "    w = warm_up_lsdb()\n"
+            "ks = [v for mod in (a, m) for v in vars(mod).values() if isinstance(v, CPUDispatcher)]\n"
+            "print(json.dumps(dict(n_cached=w['n_cached'], hits=sum(sum(k.stats.cache_hits.values()) for k in ks),\n"
+            "                      misses=sum(sum(k.stats.cache_misses.values()) for k in ks))))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                      check=True).stdout.strip().splitlines()[-1]) for _ in range(2)]
+    assert runs[0]["n_cached"] == 6 and runs[0]["misses"] > 0 and runs[0]["hits"] == 0       # compiled and written
+    assert runs[1]["misses"] == 0 and runs[1]["hits"] == runs[0]["misses"]                   # loaded, not compiled
+    assert any(tmp_path.rglob("*.nbi"))
 
 
 def test_published_definition_and_extensions_on_request(fgl, half):

@@ -139,3 +139,58 @@ def m82_sources():
     images, wcs = xray_images.band_images(ev, binsize=2)
     broad = sum(images.values())
     return xray_images.add_position_errors(xray_images.detect_sources(broad, wcs, engine="photutils"), ev.meta), broad, wcs, ev
+
+
+def _separations(ev, position):
+    "Angular separation (arcsec) of every event from `position`, through astropy's WCS and SkyCoord (not sky pixels)."
+    w = xray_images.events_wcs(ev.meta)
+    ra, dec = w.pixel_to_world_values(np.asarray(ev["x"], float) - 1, np.asarray(ev["y"], float) - 1)
+    return SkyCoord(ra, dec, unit="deg").separation(position).arcsec
+
+
+def test_region_spectrum_matches_an_independent_count_and_area_ratio(m82_sources, tmp_path):
+    from astropy.io import fits
+    src, _, _, ev = m82_sources
+    pos = SkyCoord(src["ra"][0], src["dec"][0])
+    got = xray_images.region_spectrum(ev, pos, tmp_path, radius=40.0, bkg_radii=(60.0, 90.0), stem="pwn")
+    sep = _separations(ev, pos)
+    n_src, n_bkg = int((sep < 40).sum()), int(((sep >= 60) & (sep < 90)).sum())
+    assert n_src > 1000 and n_bkg > 50                            # real numbers on the M82 field, not an empty region
+    with fits.open(got["pha"]) as h, fits.open(got["bkg"]) as b:
+        s, bk = h["SPECTRUM"], b["SPECTRUM"]
+        assert int(s.data["COUNTS"].sum()) == n_src and int(bk.data["COUNTS"].sum()) == n_bkg
+        assert np.isclose(s.header["BACKSCAL"] / bk.header["BACKSCAL"], 40**2 / (90**2 - 60**2), rtol=1e-9)
+        assert s.header["BACKFILE"] == "pwn_bkg.pi" and s.header["HDUCLAS2"] == "TOTAL" and bk.header["HDUCLAS2"] == "BKG"
+        assert s.header["EXPOSURE"] == ev.meta["EXPOSURE"] and s.header["CHANTYPE"] == "PI" and s.header["POISSERR"]
+        assert list(s.data["CHANNEL"][[0, -1]]) == [1, 1024]
+        # the PI histogram itself, channel by channel
+        pi = np.asarray(ev["pi"], int)[sep < 40]
+        assert np.array_equal(s.data["COUNTS"], np.bincount(pi - 1, minlength=1024))
+        assert "MWNBDEMO" not in h[0].header and "MWNBDEMO" not in s.header   # the raw shared file carries no stand-in label
+    assert got["outside_extent"] == {"source": 0.0, "background": 0.0} and got["warnings"] == []   # the file spans ~400"
+    # regions 20 sky pixels inside the events' right-hand edge: about half of each lies off the data, and the result says so
+    w = xray_images.events_wcs(ev.meta)
+    edge = SkyCoord(*w.pixel_to_world_values(float(np.max(ev["x"])) - 20 - 1, float(np.median(ev["y"])) - 1), unit="deg")
+    off = xray_images.region_spectrum(ev, edge, tmp_path / "edge", radius=40.0, bkg_radii=(60.0, 90.0))
+    assert 0.3 < off["outside_extent"]["source"] < 0.5 and 0.4 < off["outside_extent"]["background"] < 0.6
+    assert any("of the background region lies outside the event list's extent" in x for x in off["warnings"])
+    with fits.open(off["pha"]) as h: assert any("WARNING" in str(x) for x in h[1].header["HISTORY"])
+    with pytest.raises(xray_images.BadParameterError, match="inner"):
+        xray_images.region_spectrum(ev, pos, tmp_path, radius=70.0, bkg_radii=(60.0, 90.0))
+
+
+def test_products_from_labelled_stand_in_events_say_so_and_real_ones_do_not(demo_uris, m82_sources, tmp_path):
+    from astropy.io import fits
+    from mwnb.provenance import stand_in_of
+    labelled = xray_images.read_events(demo_uris["events"])          # the demo archive's M82 events, MWNBDEMO in the header
+    src, _, _, raw = m82_sources                                      # the same events from shared/data, no label
+    pos = SkyCoord(src["ra"][0], src["dec"][0])
+    for ev, sub, want in ((labelled, "demo", True), (raw, "real", False)):
+        got = xray_images.region_spectrum(ev, pos, tmp_path / sub, radius=20.0, bkg_radii=(30.0, 60.0))
+        with fits.open(got["pha"]) as h, fits.open(got["bkg"]) as b:
+            assert bool(stand_in_of(h[0].header)) == want and bool(stand_in_of(b["SPECTRUM"].header)) == want
+        assert ("MWNBDEMO" in got["label"]) == want
+        plain = QTable(src, copy=True); plain.meta.pop("MWNBDEMO", None)
+        files = xray_images.save_sources(plain, tmp_path / sub, inputs=(ev.meta,))
+        assert ("MWNBDEMO" in QTable.read(files["table"]).meta) == want
+        assert ("MWNBDEMO" in xray_images.add_position_errors(plain, ev.meta).meta) == want

@@ -1,8 +1,7 @@
 # %% [markdown]
 # # Data access in the cloud: the Crab Nebula
 #
-# > Find images of a target in IRSA, MAST and HEASARC through VO services, turn each record into
-# > its copy on AWS S3 with one resolver, and read only the bytes a cutout needs.
+# > Find images of a target in IRSA, MAST and HEASARC through VO services, turn each record into its copy on AWS S3 with one resolver, and read only the bytes a cutout needs.
 #
 # ## Learning goals
 #
@@ -87,7 +86,8 @@ from mwnb.demo.archive import use_archive
 from mwnb.archive import tap_query, registry_search, vo_session, adql_literal
 from mwnb.cloud import cloud_uri, open_fits, rosat_events_uri
 from mwnb.cutouts import cutout
-from mwnb.chandra import chandra_sia_url, choose_chandra_image, mast_observations_adql, obsid_of_key
+from mwnb.chandra import chandra_sia_url, choose_chandra_image, obsid_of_key
+from mwnb.catalogs import mast_observations_adql
 from mwnb.errors import EmptyResultError, NoCloudCopyError
 from mwnb.targets import check_coordinates
 
