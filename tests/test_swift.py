@@ -423,3 +423,5 @@ def test_tutorial_runs_end_to_end_on_local_archive(tmp_path, capsys):
     assert "vs the SIMULATION INPUTS" in printed and "published HEASARC joint fit" not in printed
     obs = Table.read(out / "swift_observations.ecsv")
     assert len(obs) == 26 and obs.meta["MWNBDEMO"].startswith("MWNBDEMO")
+    from test_tutorials import python_warnings   # the executed notebook carries no warning a reader must skip
+    assert python_warnings(out / "swift_xrt_tpyx.ipynb") == []
