@@ -97,8 +97,10 @@ def test_local_archive_loaded_every_demo_module(local_archive):
 
 
 def test_mwnb_run_crab_local_writes_notebook_html_and_products(tmp_path):
-    r = mwnb("run", "crab", "--archive", "local", "--out", str(tmp_path))
+    temp = tmp_path / "temp"; temp.mkdir()       # the run's own temporary directory: it must be left as it was found
+    r = mwnb("run", "crab", "--archive", "local", "--out", str(tmp_path), env={"TMPDIR": str(temp)})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert sorted(p.name for p in temp.iterdir()) == []
     d = tmp_path / "crab"
     for f in ["crab_cloud_access.ipynb", "crab_cloud_access.html", "wise_cutout.fits", "wise_cutout.png",
               "panstarrs_cutout.fits", "chandra_image.png", "rosat_image.png", "products.ecsv"]:
