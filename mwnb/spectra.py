@@ -834,18 +834,25 @@ def _conf_errors(jf, spectra, stat) -> None:
             else: bounds.append(np.nan); flags.append("not_converged")
         jf.errors[name], jf.status[name] = tuple(bounds), ",".join(flags) or "ok"
 
+def _covariance_sd(jf, p) -> float:
+    "The covariance 1-sigma of `p`, or a tenth of its value when the covariance has none: the first step of a profile."
+    i = {id(q): k for k, q in enumerate(jf.covariance[0])}.get(id(p))
+    var = jf.covariance[1][i, i] if i is not None else np.nan
+    return np.sqrt(var) if var > 0 else abs(p.val) * 0.1 + 1e-3
+
+def _profile_interval(jf, p, delta) -> None:
+    "The 90% profile interval of `p` (`delta(x)`: the statistic's rise with `p` at x) and its status, into `jf`; `p` restored."
+    val, bounds, flags = p.val, [], []
+    for side, limit in (("low", p.min), ("high", p.max)):
+        b, s = profile_bound(delta, val, SIGMA_90 * _covariance_sd(jf, p), limit)
+        bounds.append(b)
+        if s != "ok": flags.append(f"pegged_{side}" if s == "pegged" else "not_converged")
+    p.val = val
+    jf.errors[p.fullname], jf.status[p.fullname] = tuple(bounds), ",".join(flags) or "ok"
+
 def _shared_profile_errors(jf, shared, stat) -> None:
     "Profile intervals of shared parameters, each point refitting the (then independent) spectra one by one."
-    for p in shared:
-        i = {id(q): k for k, q in enumerate(jf.covariance[0])}.get(id(p))
-        sd = np.sqrt(jf.covariance[1][i, i]) if i is not None and jf.covariance[1][i, i] > 0 else abs(p.val) * 0.1 + 1e-3
-        val, bounds, flags = p.val, [], []
-        for side, limit in (("low", p.min), ("high", p.max)):
-            b, s = profile_bound(lambda x: shared_profile_delta(jf, p, x, stat), val, SIGMA_90 * sd, limit)
-            bounds.append(b)
-            if s != "ok": flags.append(f"pegged_{side}" if s == "pegged" else "not_converged")
-        p.val = val
-        jf.errors[p.fullname], jf.status[p.fullname] = tuple(bounds), ",".join(flags) or "ok"
+    for p in shared: _profile_interval(jf, p, lambda x, p=p: shared_profile_delta(jf, p, x, stat))
 
 def _block_profile_errors(jf, params, stat) -> None:
     "Profile intervals of parameters each owned by one block (its fit refitted at every point), by root finding."
@@ -853,16 +860,7 @@ def _block_profile_errors(jf, params, stat) -> None:
     for p in params:
         block = next(b for b in blocks if any(q is p for q in free_parameters(jf, b)))
         fit = _fit_of(jf, block, stat)
-        i = {id(q): k for k, q in enumerate(jf.covariance[0])}.get(id(p))
-        var = jf.covariance[1][i, i] if i is not None else np.nan
-        sd = np.sqrt(var) if var > 0 else abs(p.val) * 0.1 + 1e-3
-        val, bounds, flags = p.val, [], []
-        for side, limit in (("low", p.min), ("high", p.max)):
-            b, s = profile_bound(lambda x: profile_delta(fit, p, x), val, SIGMA_90 * sd, limit)
-            bounds.append(b)
-            if s != "ok": flags.append(f"pegged_{side}" if s == "pegged" else "not_converged")
-        p.val = val
-        jf.errors[p.fullname], jf.status[p.fullname] = tuple(bounds), ",".join(flags) or "ok"
+        _profile_interval(jf, p, lambda x, p=p, fit=fit: profile_delta(fit, p, x))
 
 def _fit_tied_first(jf, stat, restarts) -> int:
     "XSPEC's order: every parameter linked (one parameter set), fitted; then the requested ties, started from it."
