@@ -536,21 +536,9 @@ for p in sorted(out.rglob("*")):
 # label in each ECSV table's metadata, via `mwnb.provenance.stand_in_of`): on the live archives this list is empty.
 
 # %%
-from astropy.io import fits
-from mwnb.provenance import stand_in_of
+from mwnb.provenance import product_labels
 
-def product_label(path) -> str:
-    "The stand-in label a FITS or ECSV product carries about itself; '' for real data."
-    if path.suffix == ".ecsv":
-        t = Table.read(path)
-        label = stand_in_of(t)   # a bare flag (True) says less than the table's own description, when it has one
-        return str(t.meta.get("label") or label) if label == "True" else label
-    with fits.open(path) as h:
-        label = stand_in_of(*(x.header for x in h))
-        made = h[0].header.get("MWNBPROD")   # a product mwnb made from stand-in inputs (the demo's ScienceTools-format maps)
-        return label.removesuffix(": True") or (f"made from stand-in inputs: {made}" if made else "")   # MWNBDEMO = True: the MWNBFOR text is the whole label
-
-labels = {p.relative_to(out): product_label(p) for p in sorted(out.rglob("*")) if p.suffix in (".ecsv", ".fits", ".pi")}
+labels = product_labels(out, suffixes=(".ecsv", ".fits", ".pi"))
 stand_ins = {p: label for p, label in labels.items() if label}
 if stand_ins:
     print(f"{len(stand_ins)} of {len(labels)} FITS/ECSV products are stand-ins, not {target} data:")

@@ -409,9 +409,9 @@ print("products in", out, ":", products)
 # also say so in their `MWNBSRC` keyword, and figures in their titles.
 
 # %%
-from mwnb.provenance import stand_in_of
+from mwnb.provenance import product_labels
 
-labels = {p.name: stand_in_of(Table.read(p)) for p in sorted(out.glob("*.ecsv"))}
+labels = product_labels(out, suffixes=(".ecsv",))
 stand_ins = {name: label for name, label in labels.items() if label}
 if stand_ins:
     print(f"{len(stand_ins)} of {len(labels)} ECSV products hold stand-in rows:")

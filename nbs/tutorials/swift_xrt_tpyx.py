@@ -406,13 +406,7 @@ print("products:", ", ".join(sorted(p.name for p in out.iterdir() if p.is_file()
 # archives this list is empty.
 
 # %%
-from astropy.io import fits
-from mwnb.provenance import stand_in_of
-labelled = {}
-for p in sorted(out.rglob("*")):
-    if p.suffix == ".ecsv": label = stand_in_of(Table.read(p, format="ascii.ecsv"))
-    elif p.suffix in (".pha", ".pi", ".fits", ".lc", ".evt"): label = stand_in_of(fits.getheader(p))
-    else: continue
-    if label: labelled[str(p.relative_to(out))] = label
+from mwnb.provenance import product_labels
+labelled = {p: label for p, label in product_labels(out).items() if label}
 print(f"{len(labelled)} products carry a stand-in label" + (":" if labelled else f": every product is {target} data"))
 for name, label in labelled.items(): print(f"  {name}: {label[:110]}")
