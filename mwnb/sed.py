@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import BadInputFileError, BadParameterError
 from .provenance import archive_kind, archive_note, stand_in_label, stand_in_of
-from .stats import gaussian_sigma_of_interval, one_sided_cl, two_sided_cl
+from .sky import angular_separation
+from .stats import gaussian_sigma_of_interval, one_sided_cl
 # astropy (units, tables), scipy, naima/emcee and matplotlib are imported inside the functions that use them:
 # `import mwnb.sed` stays light (numpy only).
 
@@ -27,7 +28,7 @@ __all__ = ['ENERGY_UNIT', 'FLUX_UNIT', 'REGIMES', 'SED_COLUMNS', 'B0453_RADIO_SO
            'literature_radio_points', 'band_flux_to_nufnu', 'xray_point', 'xray_points', 'sed_xray_flux',
            'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models', 'pwn_model_sed', 'pwn_prior',
            'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title', 'plot_sed_fit', 'sed_products',
-           'compare_with_paper']
+           'paper_values', 'compare_with_paper']
 
 # %% ../nbs/33_sed.ipynb #s005
 # Energy and flux units of the SED table: nuF_nu = E^2 dN/dE in erg cm^-2 s^-1 at photon energy E in eV (naima's
@@ -339,8 +340,8 @@ def _gamma_cl(t, ul_cl):
         if k in t.meta:
             v = t.meta[k]
             return float(str(v).rstrip("%")) / 100 if str(v).endswith("%") else float(v)
-    if "n_sigma_ul" in t.meta:   # limit at Delta(-2 lnL) = n^2 read as the chi2 (1 dof) CDF: 2 -> 0.954
-        return two_sided_cl(t.meta["n_sigma_ul"])
+    if "n_sigma_ul" in t.meta:   # a limit where -2 lnL rises by n^2 is one-sided at Phi(n), as mwnb.fermi.lat_sed writes it
+        return one_sided_cl(t.meta["n_sigma_ul"])
     return None
 
 def gamma_points(sed, *, ul_cl: float = None, energy_unit=None, flux_unit=None, ts_ul: float = None,
@@ -732,6 +733,26 @@ EAGLE2023 = {  # quantity: (value, error, unit, reference, note); None = not rea
     "dec": (-68.489, None, "deg", SUCCESSOR_REF, "the published successor's LAT point source at the PWN"),
 }
 
+def paper_values(source, base: dict = EAGLE2023) -> dict:
+    "`base` with the published values of `source` (a table or ECSV/VOTable file: quantity, value, error, unit, reference[, note]) put in."
+    import astropy.units as u
+    from astropy.table import Table
+    t = source if isinstance(source, Table) else Table.read(source)
+    missing = [c for c in ("quantity", "value", "error", "unit", "reference") if c not in t.colnames]
+    if missing: raise BadParameterError(f"paper values table lacks {missing}: it needs quantity, value, error, unit, reference[, note]")
+    text = lambda x: "" if np.ma.is_masked(x) else str(x).strip()   # an empty ECSV cell reads back masked
+    out = dict(base)
+    for r in t:
+        q, ref = text(r["quantity"]), text(r["reference"])
+        if q not in base: raise BadParameterError(f"paper value {q!r} is not one this run measures: use one of {sorted(base)}")
+        if not ref: raise BadParameterError(f"paper value {q!r} has no reference: say where it was read (paper, table, page)")
+        unit = base[q][2]
+        try: scale = u.Unit(text(r["unit"])).to(unit or "")
+        except (ValueError, u.UnitsError): raise BadParameterError(f"paper value {q!r} is in {text(r['unit'])!r}, not convertible to {unit!r}") from None
+        val, err = (None if np.ma.is_masked(x) or not np.isfinite(float(x)) else float(x) * scale for x in (r["value"], r["error"]))
+        out[q] = (val, err, unit, ref, (text(r["note"]) if "note" in t.colnames else "") or "read from the paper")
+    return out
+
 def _run_values(lat: dict) -> dict:
     "(value, error) of each compared quantity from a run_lat_likelihood result."
     import astropy.units as u
@@ -755,14 +776,8 @@ def compare_with_paper(lat: dict, *, stand_in: str = "", paper: dict = EAGLE2023
     t = Table(rows=rows, names=["quantity", "this_run", "this_run_err", "paper", "paper_err", "unit", "reference", "note"],
               dtype=[str, float, float, float, float, str, str, str])
     loc = lat["localisation"]
-    sep = _sep_arcsec(loc["ra"], loc["dec"], paper["ra"][0], paper["dec"][0])
+    sep = float(angular_separation(loc["ra"], loc["dec"], paper["ra"][0], paper["dec"][0])) * 3600
     t.meta.update(engine=lat.get("engine", ""), comparable=not stand_in, offset_from_pwn_arcsec=sep,
                   note=(f"STAND-IN: {stand_in}; these numbers describe the stand-in field and CANNOT be compared with the paper"
                         if stand_in else "this run vs the paper; empty paper cells were not read (see note)"))
     return t
-
-def _sep_arcsec(ra1, dec1, ra2, dec2) -> float:
-    "Great-circle separation of two ICRS positions in arcsec (haversine)."
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(math.sqrt(h))) * 3600

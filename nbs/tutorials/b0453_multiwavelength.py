@@ -101,6 +101,8 @@ obsid = 1990                # Chandra ACIS-I observation of B0453-685
 bands = {"soft": (0.5, 1.2), "medium": (1.2, 2.0), "hard": (2.0, 7.0)}   # keV
 binsize = 2.0               # Chandra sky pixels per image pixel
 match_radius_arcsec = 2.0   # counterpart search radius
+paper_values_file = ""      # ECSV of Eagle et al. (2023) values you read (quantity, value, error, unit, reference): fills section 8
+radio_literature_file = ""  # ECSV of published radio flux densities (frequency, flux_density, flux_density_err, ul, ul_cl, region, instrument, reference)
 lat_maps_dir = ""           # live mode without fermipy: gtbin/gtexpcube2/gtpsf/model-cube files (ccube.fits, bexpmap.fits, psf.fits, bkg_cube.fits)
 archive = "auto"            # "live", "local" or "auto" (conf.archive / MWNB_ARCHIVE)
 out_dir = "mwnb_products"
@@ -486,12 +488,14 @@ for png in wmap_pngs.values(): show(png)
 # ## 7. The combined SED and a one-zone PWN model
 #
 # The WMAP aperture (an upper limit), the X-ray flux with its interval, the LAT flux points (upper limits at their stated
-# 95% one-sided level) and any published radio flux densities go into
+# 95% one-sided level) and the published radio flux densities of `radio_literature_file`, if you give one (none could be
+# read in a stored source here; `mwnb.sed.B0453_RADIO_SOURCES` lists the papers that hold them), go into
 # one SED table with units and per-point provenance (`mwnb.sed`); stand-in points are labelled as such.
 
 # %%
 from mwnb import sed as mwsed
-sed_parts = [mwsed.literature_radio_points(), mwsed.radio_points(wmap_flux), mwsed.xray_points(xfit)]
+radio_literature = Table.read(radio_literature_file) if radio_literature_file else None   # None: the empty default, with its note
+sed_parts = [mwsed.literature_radio_points(radio_literature), mwsed.radio_points(wmap_flux), mwsed.xray_points(xfit)]
 if lat is not None:
     sed_parts.append(mwsed.gamma_points(lat["sed"], archive=archive,
                                         stand_in=f"stand-in: LAT points of {lat['source'].name}" if local else None))
@@ -506,12 +510,14 @@ mw_sed["band", "energy", "flux", "ul", "stand_in", "provenance"]
 #
 # The LAT results of this run (TS and significance, photon index, flux, energy range, fitted position) beside the values
 # of Eagle et al. (2023, ApJ 945, 4), each with its reference (`mwnb.sed.compare_with_paper`). Only values read in a stored
-# copy of the paper are filled in; the others are left empty and say so. In local mode the table holds the stand-in's
+# copy of the paper are filled in (its abstract); the others are left empty and say so. If you have the paper, write its
+# values to a small ECSV (quantity, value, error, unit, reference) and run with `-p paper_values_file=that.ecsv`. In local mode the table holds the stand-in's
 # numbers and says that they cannot be compared.
 
 # %%
 if lat is not None:
-    vs_paper = mwsed.compare_with_paper(lat, stand_in=f"LAT stand-in {lat['source'].name if lat['engine'] == 'gammapy' else ''}" if local else "")
+    paper = mwsed.paper_values(paper_values_file) if paper_values_file else mwsed.EAGLE2023
+    vs_paper = mwsed.compare_with_paper(lat, paper=paper, stand_in=f"LAT stand-in {lat['source'].name if lat['engine'] == 'gammapy' else ''}" if local else "")
     label_table(vs_paper, lat["sed"]).write(out / "b0453_vs_eagle2023.ecsv", overwrite=True)   # the LAT products' stand-in label, if any
     print(vs_paper.meta["note"], f"| fitted position {vs_paper.meta['offset_from_pwn_arcsec']:.0f} arcsec from the PWN")
     display(vs_paper)
