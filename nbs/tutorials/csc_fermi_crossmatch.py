@@ -124,7 +124,6 @@ from mwnb.crossmatch import (match_local, match_tap, compare_pairs, pair_differe
 from mwnb.counterparts import find_counterparts
 from mwnb.coverage import chandra_footprints, chance_counts, chance_by_class
 from mwnb import skyplots
-warnings.simplefilter("ignore", u.UnitsWarning)
 
 la = use_archive(archive, content=("crossmatch",))   # the demo archive loads only what this tutorial reads
 out = Path(out_dir) / "csc_fermi_crossmatch"
