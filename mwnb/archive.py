@@ -326,13 +326,16 @@ def _run_once(adql, *, svc, url, service, maxrec, mode, uploads, job_timeout, li
     "One query with retries -> (table, may be cut); `implicit`: its TOP was added by mwnb, so a full TOP counts as a cut."
     import warnings
     from astropy.units import UnitsWarning
+    from pyvo.dal.exceptions import DALOverflowWarning
     def call():
         if mode == "async": return _run_async(svc, service, url, adql, maxrec, uploads, job_timeout)
         return svc.run_sync(adql, maxrec=maxrec, uploads=uploads)
     # archives write units VOUnit frowns on ('erg/cm2/s': several slashes, erg deprecated); they parse to the right unit,
-    # so astropy's style notes are dropped here; a unit it cannot parse stays a VOTable W50 warning
+    # so astropy's style notes are dropped here; a unit it cannot parse stays a VOTable W50 warning. pyvo's overflow
+    # warning is dropped too: an OVERFLOW status is read below, and the answer is paged or refused (TruncatedResultError)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnitsWarning)
+        warnings.simplefilter("ignore", DALOverflowWarning)
         try: res = with_retries(call, service, url)
         except Exception as e:
             message = _refusal(e)
