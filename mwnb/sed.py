@@ -23,12 +23,12 @@ from .stats import gaussian_sigma_of_interval, one_sided_cl
 # %% auto #0
 __all__ = ['ENERGY_UNIT', 'FLUX_UNIT', 'REGIMES', 'SED_COLUMNS', 'B0453_RADIO_SOURCES', 'B0453_RADIO_NOTE', 'LMC_DISTANCE_KPC',
            'LMC_DISTANCE_REF', 'PWN_PARAMETERS', 'NAIMA_LABELS', 'PWN_PRIOR_BOUNDS', 'E0_TEV', 'E_MIN_GEV', 'E_MAX_TEV',
-           'EAGLE2023_REF', 'SUCCESSOR_REF', 'NOT_READ', 'EAGLE2023', 'empty_sed', 'sed_rows', 'sed_point',
-           'flux_density_to_nufnu', 'radio_points', 'literature_radio_table', 'b0453_radio_literature',
-           'literature_radio_points', 'band_flux_to_nufnu', 'xray_point', 'xray_points', 'sed_xray_flux',
-           'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models', 'pwn_model_sed', 'pwn_prior',
-           'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title', 'plot_sed_fit', 'sed_products',
-           'paper_values', 'compare_with_paper']
+           'XRAY_FROM', 'START_GRID', 'EAGLE2023_REF', 'SUCCESSOR_REF', 'NOT_READ', 'EAGLE2023', 'empty_sed',
+           'sed_rows', 'sed_point', 'flux_density_to_nufnu', 'radio_points', 'literature_radio_table',
+           'b0453_radio_literature', 'literature_radio_points', 'band_flux_to_nufnu', 'xray_point', 'xray_points',
+           'sed_xray_flux', 'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models',
+           'pwn_model_sed', 'pwn_prior', 'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title',
+           'plot_sed_fit', 'sed_products', 'paper_values', 'compare_with_paper']
 
 # %% ../nbs/33_sed.ipynb #s005
 # Energy and flux units of the SED table: nuF_nu = E^2 dN/dE in erg cm^-2 s^-1 at photon energy E in eV (naima's
@@ -460,6 +460,15 @@ E0_TEV = 1.0           # reference energy of the amplitude
 E_MIN_GEV = 1.0        # lowest electron energy in the model (and of W_e): 1 GeV radiates at ~0.1-1 GHz for B ~ 1-10 uG
 E_MAX_TEV = 3000.0
 
+_UNITS = {}
+
+def _unit(name: str):
+    "The astropy Unit of a unit string, parsed once: a conversion to a string unit parses it every time (~60 us, 40x the conversion)."
+    if name not in _UNITS:
+        import astropy.units as u
+        _UNITS[name] = u.Unit(name)
+    return _UNITS[name]
+
 def pwn_radiative_models(params, *, e_min_gev: float = E_MIN_GEV, e_max_tev: float = E_MAX_TEV):
     "naima (electrons, Synchrotron, InverseCompton on the CMB only) of PWN_PARAMETERS: an exponential-cutoff power law of electrons."
     import astropy.units as u
@@ -474,7 +483,7 @@ def pwn_model_sed(params, energy, distance_kpc: float = LMC_DISTANCE_KPC, **kw):
     import astropy.units as u
     _, syn, ic = pwn_radiative_models(params, **kw)
     d, energy = distance_kpc * u.kpc, np.atleast_1d(energy)   # naima's IC needs an array
-    s, c = syn.sed(energy, distance=d).to(FLUX_UNIT), ic.sed(energy, distance=d).to(FLUX_UNIT)
+    s, c = syn.sed(energy, distance=d).to(_unit(FLUX_UNIT)), ic.sed(energy, distance=d).to(_unit(FLUX_UNIT))
     return s + c, s, c
 
 def pwn_prior(params) -> float:
@@ -529,10 +538,19 @@ class PwnFit:
         return float(self.parameters["lo"][i]), float(self.parameters["hi"][i])
 
 # %% ../nbs/33_sed.ipynb #s038
+# what may produce the X-ray detections: in a PWN the X-rays are synchrotron emission of the highest-energy electrons
+# (Gaensler & Slane 2006, ARA&A 44, 17); "any" lets the likelihood choose between synchrotron and IC
+XRAY_FROM = {"synchrotron": "at every X-ray detection inverse Compton below synchrotron and below the point's 1-sigma error "
+                            "(the X-rays are synchrotron within their errors); a hard prior, -inf otherwise",
+             "any": "none: either component may produce the X-ray detections"}
+# start grid of the X-ray-constrained maximum likelihood: alpha x log10 e_cutoff (TeV) x log10 B (uG)
+START_GRID = ((1.5, 2.0, 2.5), (-1.5, -0.5, 0.5, 1.5, 2.5), (-0.5, 0.5, 1.5, 2.5))
+
 def naima_loglike(model, data) -> float:
     "naima 0.10.4's lnprobmodel on plain arrays (erg/cm2/s): Gaussian with the error on the model's side, ln(1 - CL) per violated upper limit."
-    f = data["flux"].to_value(FLUX_UNIT); m = np.asarray(model.to_value(FLUX_UNIT) if hasattr(model, "unit") else model, float)
-    lo, hi = data["flux_error_lo"].to_value(FLUX_UNIT), data["flux_error_hi"].to_value(FLUX_UNIT)
+    unit = _unit(FLUX_UNIT)
+    f = data["flux"].to_value(unit); m = np.asarray(model.to_value(unit) if hasattr(model, "unit") else model, float)
+    lo, hi = data["flux_error_lo"].to_value(unit), data["flux_error_hi"].to_value(unit)
     ul = np.asarray(data["ul"], bool); det = ~ul
     diff = m[det] - f[det]
     ll = -np.sum(diff ** 2 / (2 * np.where(diff > 0, hi[det], lo[det]) ** 2))
@@ -541,23 +559,56 @@ def naima_loglike(model, data) -> float:
         ll += n * np.log(1.0 - np.asarray(data["cl"], float)[n])   # naima indexes cl by the number of violated limits
     return float(ll)
 
-def _profile_amplitude(shape, data, model_at):
-    "(-log L, log10 amplitude) at the best amplitude for fixed (alpha, log10 Ecut, log10 B): the model is linear in the amplitude, so one naima evaluation suffices."
+class _ComponentCache:
+    "(total, synchrotron, IC) at the data energies for the last parameter vector: the prior's X-ray check and the likelihood share one naima evaluation."
+    def __init__(self, energy, distance_kpc):
+        self.energy, self.distance_kpc, self.key, self.value = energy, distance_kpc, None, None
+
+    def __call__(self, params):
+        key = tuple(float(p) for p in params)
+        if key != self.key: self.key, self.value = key, pwn_model_sed(params, self.energy, self.distance_kpc)
+        return self.value
+
+def _xray_detection_rows(sed, data) -> np.ndarray:
+    "Indices of naima's data table at the SED's X-ray detections (band X-ray, not an upper limit)."
+    det = (np.asarray(sed["band"]) == "X-ray") & ~np.asarray(sed["ul"], bool)
+    e_x, e, ul = np.asarray(sed["energy"], float)[det], data["energy"].to_value(ENERGY_UNIT), np.asarray(data["ul"], bool)
+    return np.where(~ul & np.isclose(e[:, None], e_x[None, :], rtol=1e-9, atol=0).any(axis=1))[0]
+
+def _profile_amplitude(shape, data, model_at, max_log10_amplitude: float = np.inf):
+    "(-log L, log10 amplitude) at the best amplitude (up to `max_log10_amplitude`) for fixed (alpha, log10 Ecut, log10 B): the model is linear in the amplitude, so one naima evaluation suffices."
     from scipy.optimize import minimize_scalar
     lo, hi = PWN_PRIOR_BOUNDS[0]
-    if not np.isfinite(pwn_prior(np.r_[(lo + hi) / 2, shape])): return np.inf, np.nan
-    m = model_at(np.r_[30.0, shape], data).to_value(FLUX_UNIT)
+    if not np.isfinite(pwn_prior(np.r_[(lo + hi) / 2, shape])) or max_log10_amplitude < lo: return np.inf, np.nan
+    m = model_at(np.r_[30.0, shape], data).to_value(_unit(FLUX_UNIT))
     det = ~np.asarray(data["ul"], bool)
-    r = data["flux"].to_value(FLUX_UNIT)[det] / m[det]
+    r = data["flux"].to_value(_unit(FLUX_UNIT))[det] / m[det]
     r = r[np.isfinite(r) & (r > 0)]
     if not len(r): return np.inf, np.nan
     a0 = 30.0 + float(np.log10(np.median(r)))
     nll = lambda a: -naima_loglike(m * 10 ** (a - 30.0), data) if lo <= a <= hi else 1e300
     res = minimize_scalar(nll, bracket=(a0 - 0.5, a0 + 0.5), tol=1e-8)
+    if res.x > max_log10_amplitude:   # capped: the best amplitude at or below the cap
+        hi = max_log10_amplitude
+        res = minimize_scalar(nll, bounds=(max(lo, hi - 3.0), hi), method="bounded", options=dict(xatol=1e-8))
     return float(res.fun), float(res.x)
 
+def _grid_start(shape_nll, start_shape):
+    "(shape, -log L) of the lowest finite `shape_nll` among `start_shape` and the points of START_GRID; shape None if all are excluded."
+    from itertools import product
+    candidates = [np.asarray(start_shape, float)] + [np.array(s, float) for s in product(*START_GRID)]
+    values = [shape_nll(s) for s in candidates]
+    best = int(np.argmin(values))
+    return (candidates[best] if np.isfinite(values[best]) else None), float(values[best])
+
+def _nelder_mead(shape_nll, start_shape):
+    "scipy's Nelder-Mead on (alpha, log10 Ecut, log10 B) from `start_shape` with a 0.3 step in each."
+    from scipy.optimize import minimize
+    return minimize(lambda s: min(shape_nll(s), 1e300), start_shape, method="Nelder-Mead",
+                    options=dict(xatol=2e-3, fatol=1e-3, maxfev=400, initial_simplex=start_shape + np.vstack([np.zeros(3), 0.3 * np.eye(3)])))
+
 def _hessian_cov(f, x, steps):
-    "Covariance = inverse of the numerical Hessian of -log L `f` at `x` (central differences); None if not positive definite."
+    "Covariance = inverse of the numerical Hessian of -log L `f` at `x` (central differences); None if a step leaves the prior or it is not positive definite."
     n = len(x); h = np.asarray(steps, float); H = np.zeros((n, n)); f0 = f(x)
     for i in range(n):
         for j in range(i, n):
@@ -567,6 +618,7 @@ def _hessian_cov(f, x, steps):
             else:
                 ei, ej = np.zeros(n), np.zeros(n); ei[i], ej[j] = h[i], h[j]
                 H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+    if not np.isfinite(H).all(): return None   # a step across a prior edge or the X-ray constraint
     try:
         cov = np.linalg.inv(H)
         np.linalg.cholesky(cov)
@@ -574,38 +626,80 @@ def _hessian_cov(f, x, steps):
     except np.linalg.LinAlgError:
         return None
 
-def fit_pwn(sed, *, distance_kpc: float = LMC_DISTANCE_KPC, p0=None, nwalkers: int = 8, nburn: int = 10, nrun: int = 30,
-            seed: int = 0, n_we: int = 100, quiet: bool = True) -> PwnFit:
-    "Fit the one-zone leptonic model to the SED: maximum likelihood (amplitude profiled), then a short seeded naima MCMC started from the Laplace covariance."
+def fit_pwn(sed, *, distance_kpc: float = LMC_DISTANCE_KPC, p0=None, xray_from: str = "synchrotron", nwalkers: int = 8,
+            nburn: int = 10, nrun: int = 30, seed: int = 0, n_we: int = 100, quiet: bool = True) -> PwnFit:
+    "Fit the one-zone leptonic model to the SED: maximum likelihood (amplitude profiled), then a short seeded naima MCMC started from the Laplace covariance; `xray_from` (XRAY_FROM) says which component may make the X-ray detections."
     import astropy.units as u
     import naima
-    from scipy.optimize import minimize
     from naima.core import lnprob
+    if xray_from not in XRAY_FROM:
+        raise BadParameterError(f"xray_from={xray_from!r}: allowed values are " + "; ".join(f"{k!r} ({v})" for k, v in XRAY_FROM.items()))
     t0 = time.time()
     tables = naima_data_tables(sed)
     data = naima.utils.validate_data_table(tables, sed=True)
     n_det = int(np.sum(~np.asarray(sed["ul"], bool)))
     if n_det < 2: raise BadParameterError(f"the SED has {n_det} detected point(s): at least 2 are needed to fit anything")
-    model_at = lambda p, d: pwn_model_sed(p, d["energy"], distance_kpc)[0]
-    full_nll = lambda p: -float(lnprob(p, data, model_at, pwn_prior)[0]) if np.isfinite(pwn_prior(p)) else 1e300
+    components = _ComponentCache(data["energy"], distance_kpc)
+    model_at = lambda p, d: (components(p) if np.array_equal(d["energy"], components.energy)
+                             else pwn_model_sed(p, d["energy"], distance_kpc))[0]
+    xray_rows = _xray_detection_rows(sed, data)
+    xray_error = data["flux_error_lo"].to_value(FLUX_UNIT)[xray_rows]   # the side synchrotron alone lies on
+    constrained = xray_from == "synchrotron" and len(xray_rows) > 0
+
+    def prior(p):
+        "pwn_prior, and with the X-ray constraint -inf unless IC is below synchrotron and below the error at every X-ray detection."
+        if not np.isfinite(pwn_prior(p)): return -np.inf
+        if not constrained: return 0.0
+        _, syn, ic = components(p)
+        s, c = syn.value[xray_rows], ic.value[xray_rows]
+        return 0.0 if np.all((s > c) & (c < xray_error)) else -np.inf
+
+    def max_log10_amplitude(shape) -> float:
+        "The amplitude above which IC at an X-ray detection exceeds its error (the ratio to synchrotron does not depend on it)."
+        if not constrained: return np.inf
+        ic = components(np.r_[30.0, shape])[2].value[xray_rows]
+        return 30.0 + float(np.log10(np.min(xray_error[ic > 0] / ic[ic > 0]))) - 1e-9 if (ic > 0).any() else np.inf
+
+    full_nll = lambda p: -float(lnprob(p, data, model_at, prior)[0]) if np.isfinite(prior(p)) else np.inf
     # 1. maximum likelihood over (alpha, log10 Ecut, log10 B) with the amplitude profiled out
     start = np.asarray(p0 if p0 is not None else (34.0, 2.3, 1.5, 0.7), float)
-    shape_nll = lambda s: _profile_amplitude(s, data, model_at)[0]
-    r = minimize(lambda s: min(shape_nll(s), 1e300), start[1:], method="Nelder-Mead",
-                 options=dict(xatol=2e-3, fatol=1e-3, maxfev=400, initial_simplex=start[1:] + np.vstack([np.zeros(3), 0.3 * np.eye(3)])))
-    ml = np.r_[_profile_amplitude(r.x, data, model_at)[1], r.x]
-    n_ml, t_ml = int(r.nfev), time.time() - t0
+
+    def allowed(shape) -> bool:
+        "Inside PWN_PRIOR_BOUNDS and, with the constraint, IC below synchrotron at every X-ray detection (a ratio: any amplitude)."
+        if not np.isfinite(pwn_prior(np.r_[30.0, shape])): return False
+        if not constrained: return True
+        _, syn, ic = components(np.r_[30.0, shape])
+        return bool(np.all(syn.value[xray_rows] > ic.value[xray_rows]))
+
+    # IC below the X-ray error, the other half of the constraint, caps the profiled amplitude
+    shape_nll = lambda s: _profile_amplitude(s, data, model_at, max_log10_amplitude(s))[0] if allowed(s) else np.inf
+    start_shape, n_grid = start[1:], 0
+    search = f"Nelder-Mead from {'p0' if p0 is not None else 'the default start'}"
+    if constrained and (p0 is None or not allowed(start_shape)):
+        # the constraint walls off part of the space and Nelder-Mead is local: start from the best allowed grid point
+        start_shape, _ = _grid_start(shape_nll, start_shape)
+        n_grid = 1 + math.prod(map(len, START_GRID))
+        if start_shape is None:
+            raise BadParameterError("no start puts every X-ray detection on synchrotron (at the start and at every START_GRID "
+                                    "point IC is above synchrotron or above the error there): pass p0= of such a point, "
+                                    "or xray_from='any'")
+        search = "Nelder-Mead from the best allowed point of the start and START_GRID (alpha x e_cutoff x B)"
+    r = _nelder_mead(shape_nll, start_shape)
+    ml = np.r_[_profile_amplitude(r.x, data, model_at, max_log10_amplitude(r.x))[1], r.x]
+    n_ml, t_ml = int(r.nfev) + n_grid, time.time() - t0
     # 2. Laplace covariance at the maximum: the walkers' starting cloud (and a fallback when it is not positive definite)
     cov = _hessian_cov(full_nll, ml, (0.02, 0.02, 0.02, 0.02))
     rng = np.random.RandomState(seed)
     scale = np.sqrt(np.diag(cov)) if cov is not None else np.full(4, 0.05)
-    pos = []
+    pos, tries = [], 0
     while len(pos) < nwalkers:
         p = rng.multivariate_normal(ml, cov) if cov is not None else ml + scale * rng.normal(size=4)
-        if np.isfinite(pwn_prior(p)): pos.append(p)
+        if np.isfinite(prior(p)): pos.append(p)
+        tries += 1
+        if tries > 1000 * nwalkers: raise BadParameterError("no walker start inside the prior near the maximum likelihood")
     # 3. naima's sampler (emcee), seeded, single process; burn-in then the kept run
     with (redirect_stdout(StringIO()) if quiet else nullcontext()):   # naima prints its progress every 5%
-        sampler, _state = naima.get_sampler(data_table=tables, p0=ml.copy(), model=model_at, prior=pwn_prior, nwalkers=nwalkers,
+        sampler, _state = naima.get_sampler(data_table=tables, p0=ml.copy(), model=model_at, prior=prior, nwalkers=nwalkers,
                                             nburn=0, guess=False, prefit=False, labels=list(NAIMA_LABELS), threads=1)
         sampler.random_state = rng.get_state()
         state = np.array(pos)
@@ -617,11 +711,18 @@ def fit_pwn(sed, *, distance_kpc: float = LMC_DISTANCE_KPC, p0=None, nwalkers: i
     pick = rng.choice(len(chain), size=min(n_we, len(chain)), replace=False)
     we = np.array([pwn_radiative_models(p)[1].compute_We(Eemin=E_MIN_GEV * u.GeV).to_value(u.erg) for p in chain[pick]])
     we_ml = pwn_radiative_models(ml)[1].compute_We(Eemin=E_MIN_GEV * u.GeV).to_value(u.erg)
+    _, syn_ml, ic_ml = components(ml)
     settings = dict(distance_kpc=distance_kpc, distance_ref=LMC_DISTANCE_REF, nwalkers=nwalkers, nburn=nburn, nrun=nrun, seed=seed,
                     n_samples=len(chain), acceptance=float(np.mean(sampler.acceptance_fraction)), ml_evaluations=n_ml,
-                    ml_converged=bool(r.success), laplace_ok=cov is not None, lnlike_ml=-full_nll(ml), n_detections=n_det,
-                    n_upper_limits=int(np.sum(sed["ul"])), seconds=time.time() - t0, seconds_ml=t_ml, seconds_laplace_mcmc=t_mcmc,
+                    ml_converged=bool(r.success), ml_search=search, laplace_ok=cov is not None, lnlike_ml=-full_nll(ml),
+                    n_detections=n_det, n_upper_limits=int(np.sum(sed["ul"])), seconds=time.time() - t0, seconds_ml=t_ml,
+                    seconds_laplace_mcmc=t_mcmc,
                     laplace_sigma=dict(zip(PWN_PARAMETERS, np.sqrt(np.diag(cov)).tolist())) if cov is not None else None,
+                    xray_from=xray_from,
+                    xray_constraint=(XRAY_FROM[xray_from] if constrained or xray_from == "any"
+                                     else "none: the SED has no X-ray detection to constrain"),
+                    xray_energies_eV=data["energy"].to_value(ENERGY_UNIT)[xray_rows].tolist(),
+                    xray_synchrotron_fraction_ml=(syn_ml.value / (syn_ml.value + ic_ml.value))[xray_rows].tolist(),
                     electrons=f"exponential-cutoff power law, E0 = {E0_TEV:g} TeV, {E_MIN_GEV:g} GeV - {E_MAX_TEV:g} TeV",
                     seed_photons="CMB only (T = 2.72 K); no infrared or starlight field",
                     synchrotron="naima Synchrotron, random B direction (Aharonian, Kelner & Prosekin 2010 approximation)",
@@ -655,6 +756,13 @@ def sed_title(sed, what: str) -> str:
     label = sed.meta.get("label") or ("STAND-IN inputs" if np.any(sed["stand_in"]) else "")
     return f"{head}\n{label}" if label else head
 
+def _xray_constraint_label(settings: dict) -> str:
+    "One line for a figure: which component fit_pwn allowed to make the X-ray detections."
+    n = len(settings.get("xray_energies_eV", []))
+    if settings.get("xray_from") == "any": return "X-rays: no constraint (synchrotron or IC)"
+    if settings.get("xray_from") == "synchrotron" and n: return "X-rays: synchrotron (IC < it and < error)"
+    return "X-rays: no X-ray detection, no constraint" if "xray_from" in settings else "X-rays: constraint not recorded"
+
 _STYLE = {"radio": ("C0", "s"), "X-ray": ("C1", "D"), "gamma-ray": ("C2", "o")}
 
 def plot_sed_fit(fit: PwnFit, path=None, title: str = None, n_band: int = 20):
@@ -687,7 +795,8 @@ def plot_sed_fit(fit: PwnFit, path=None, title: str = None, n_band: int = 20):
     ax.plot(grid.value, syn.value, "C3--", label="synchrotron")
     ax.plot(grid.value, ic.value, "C4:", label="inverse Compton on the CMB")
     ymax = np.nanmax(np.r_[sed["flux"], total.value])
-    ax.set(xscale="log", yscale="log", xlim=(1e-7, 1e14), ylim=(ymax * 1e-5, ymax * 5), xlabel="Energy [eV]",
+    ymin = min(ymax * 1e-5, 0.2 * np.nanmin(np.asarray(sed["flux"])[np.asarray(sed["flux"]) > 0]))   # every point in view
+    ax.set(xscale="log", yscale="log", xlim=(1e-7, 1e14), ylim=(ymin, ymax * 5), xlabel="Energy [eV]",
            ylabel=r"$\nu F_\nu = E^2\,dN/dE$ [erg cm$^{-2}$ s$^{-1}$]",
            title=title or sed_title(sed, "One-zone leptonic PWN model (naima)"))
     p = fit.parameters
@@ -695,7 +804,7 @@ def plot_sed_fit(fit: PwnFit, path=None, title: str = None, n_band: int = 20):
                                        + f.format(fit.interval(n)[1]) + f") {unit}").strip()
     s = fit.settings
     text = "\n".join([fmt("alpha", ""), fmt("e_cutoff", "TeV"), fmt("B", "uG"), fmt("W_e", f"erg (>{E_MIN_GEV:g} GeV)"),
-                      f"d = {s['distance_kpc']:g} kpc; IC on the CMB only",
+                      f"d = {s['distance_kpc']:g} kpc; IC on the CMB only", _xray_constraint_label(s),
                       f"median (16-84%), MCMC {s['nwalkers']}x{s['nrun']} (seed {s['seed']})"])
     ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=7.5, va="bottom",
             bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))

@@ -257,6 +257,7 @@ def test_products_files_and_titles(products, tmp_path):
     assert list(par["parameter"]) == ["alpha", "e_cutoff", "B", "amplitude", "W_e"]
     assert list(par["unit"]) == ["dimensionless", "TeV", "uG", "1/eV", "erg"] and par.meta["stand_in"] is False
     assert "CMB only" in par.meta["seed_photons"] and par.meta["distance_kpc"] == S.LMC_DISTANCE_KPC
+    assert par.meta["xray_from"] == "synchrotron" and par.meta["xray_synchrotron_fraction_ml"][0] > 0.99
     fit = products["fit"]
     assert "STAND-IN" not in S.plot_sed_fit(fit, n_band=0).axes[0].get_title()
     stand_in_sed = synthetic_sed()
@@ -270,3 +271,54 @@ def test_fit_refuses_too_few_detections():
     t = S.sed_point(1 * u.keV, 1e-12 * FLUX, 1e-13 * FLUX, band="X-ray", instrument="x", archive="user", stand_in=False)
     with pytest.raises(BadParameterError, match="detected"):
         S.fit_pwn(S.combine_sed(t, target="t"))
+
+
+# ---------------------------------------------------------------- X-rays from synchrotron
+
+P_IC = [40.4, 2.2, np.log10(0.25), np.log10(0.7)]   # electrons cut off at 0.25 TeV in 0.7 uG: IC runs from keV to GeV
+
+
+def _naima_syn_ic(p, energy):
+    "(synchrotron, IC) nuF_nu in erg/cm2/s of parameter vector p, with naima called here."
+    from naima.models import ExponentialCutoffPowerLaw, InverseCompton, Synchrotron
+    el = ExponentialCutoffPowerLaw(10 ** p[0] / u.eV, 1 * u.TeV, p[1], 10 ** p[2] * u.TeV)
+    kw = dict(Eemin=1 * u.GeV, Eemax=3 * u.PeV)
+    return (Synchrotron(el, B=10 ** p[3] * u.uG, **kw).sed(energy, distance=D_LMC).to_value(FLUX),
+            InverseCompton(el, seed_photon_fields=["CMB"], **kw).sed(energy, distance=D_LMC).to_value(FLUX))
+
+
+def ic_xray_sed():
+    "A 2 keV X-ray point and two GeV points (10% errors) that inverse Compton of P_IC makes on its own."
+    E = [2e3, 1.7e10, 4.9e10] * u.eV
+    syn, ic = _naima_syn_ic(P_IC, E)
+    assert ic[0] > 1e6 * syn[0]
+    return S.combine_sed(*[S.sed_point(e, f * FLUX, 0.1 * f * FLUX, 0.1 * f * FLUX, band=b, instrument="synthetic",
+                                       archive="user", stand_in=False)
+                           for e, f, b in zip(E, syn + ic, ["X-ray", "gamma-ray", "gamma-ray"])], target="IC X-rays")
+
+
+def test_xray_detection_is_synchrotron_by_default():
+    """Started at the IC solution, the default fit leaves it: at the X-ray energy IC is below synchrotron and below the
+    point's error, synchrotron meets the point within 1.5 sigma, in the maximum and in every MCMC sample; the parameter
+    table and the figure say so."""
+    sed = ic_xray_sed()
+    fit = S.fit_pwn(sed, p0=P_IC, nwalkers=8, nburn=0, nrun=3, n_we=10)
+    f_x, err_x = sed["flux"][0], sed["flux_error_lo"][0]
+    (syn,), (ic,) = _naima_syn_ic(fit.ml, [2e3] * u.eV)
+    assert syn > ic and ic < err_x and abs(syn - f_x) <= 1.5 * err_x, (syn, ic, f_x)
+    for p in np.unique(fit.chain, axis=0):
+        (s,), (c,) = _naima_syn_ic(p, [2e3] * u.eV)
+        assert s > c and c < err_x, p
+    assert fit.parameters.meta["xray_from"] == "synchrotron"
+    assert fit.parameters.meta["xray_constraint"] == S.XRAY_FROM["synchrotron"]
+    assert fit.settings["xray_energies_eV"] == pytest.approx([2e3]) and fit.settings["seconds"] > 0
+    assert "X-rays: synchrotron (IC < it" in S.plot_sed_fit(fit, n_band=0).axes[0].texts[0].get_text()
+
+
+def test_xray_from_values():
+    sed = ic_xray_sed()
+    with pytest.raises(BadParameterError, match="'synchrotron'.*'any'"):
+        S.fit_pwn(sed, xray_from="inverse Compton")
+    gamma_only = S.fit_pwn(sed[sed["band"] != "X-ray"], p0=P_IC, nwalkers=8, nburn=0, nrun=1, n_we=2)
+    assert gamma_only.settings["xray_constraint"].startswith("none: the SED has no X-ray detection")
+    assert "no X-ray detection" in S.plot_sed_fit(gamma_only, n_band=0).axes[0].texts[0].get_text()
