@@ -6,9 +6,7 @@
 from __future__ import annotations
 import math
 import time
-from contextlib import nullcontext, redirect_stdout
 from dataclasses import dataclass, field
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +20,12 @@ from .stats import gaussian_sigma_of_interval, one_sided_cl
 
 # %% auto #0
 __all__ = ['ENERGY_UNIT', 'FLUX_UNIT', 'REGIMES', 'SED_COLUMNS', 'B0453_RADIO_SOURCES', 'B0453_RADIO_NOTE', 'LMC_DISTANCE_KPC',
-           'LMC_DISTANCE_REF', 'PWN_PARAMETERS', 'NAIMA_LABELS', 'PWN_PRIOR_BOUNDS', 'E0_TEV', 'E_MIN_GEV', 'E_MAX_TEV',
-           'XRAY_FROM', 'START_GRID', 'EAGLE2023_REF', 'SUCCESSOR_REF', 'NOT_READ', 'EAGLE2023', 'empty_sed',
+           'LMC_DISTANCE_REF', 'PWN_PARAMETERS', 'PWN_PRIOR_BOUNDS', 'E0_TEV', 'E_MIN_GEV', 'E_MAX_TEV', 'XRAY_FROM',
+           'START_GRID', 'UPPER_LIMITS', 'EAGLE2023_REF', 'SUCCESSOR_REF', 'NOT_READ', 'EAGLE2023', 'empty_sed',
            'sed_rows', 'sed_point', 'flux_density_to_nufnu', 'radio_points', 'literature_radio_table',
            'b0453_radio_literature', 'literature_radio_points', 'band_flux_to_nufnu', 'xray_point', 'xray_points',
            'sed_xray_flux', 'gamma_points', 'combine_sed', 'write_sed', 'read_sed', 'pwn_radiative_models',
-           'pwn_model_sed', 'pwn_prior', 'naima_data_tables', 'PwnFit', 'naima_loglike', 'fit_pwn', 'sed_title',
+           'pwn_model_sed', 'pwn_prior', 'naima_data_tables', 'PwnFit', 'sed_loglike', 'fit_pwn', 'sed_title',
            'plot_sed_fit', 'sed_products', 'paper_values', 'compare_with_paper']
 
 # %% ../nbs/33_sed.ipynb #s005
@@ -453,7 +451,6 @@ def read_sed(path):
 LMC_DISTANCE_KPC = 49.59
 LMC_DISTANCE_REF = "Pietrzynski et al. 2019, Nature 567, 200 (2019Natur.567..200P): 49.59 +- 0.09 (stat) +- 0.54 (sys) kpc"
 PWN_PARAMETERS = ("log10_amplitude", "alpha", "log10_e_cutoff_TeV", "log10_B_uG")
-NAIMA_LABELS = ["log10(amplitude)", "alpha", "log10(e_cutoff)", "log10(B)"]
 # uniform priors: index 1-5, cutoff 10 GeV - 1 PeV, B 0.1 uG - 1 mG, amplitude (1/eV at 1 TeV) 1e20-1e50
 PWN_PRIOR_BOUNDS = ((20.0, 50.0), (1.0, 5.0), (-2.0, 3.0), (-1.0, 3.0))
 E0_TEV = 1.0           # reference energy of the amplitude
@@ -546,17 +543,22 @@ XRAY_FROM = {"synchrotron": "at every X-ray detection inverse Compton below sync
 # start grid of the X-ray-constrained maximum likelihood: alpha x log10 e_cutoff (TeV) x log10 B (uG)
 START_GRID = ((1.5, 2.0, 2.5), (-1.5, -0.5, 0.5, 1.5, 2.5), (-0.5, 0.5, 1.5, 2.5))
 
-def naima_loglike(model, data) -> float:
-    "naima 0.10.4's lnprobmodel on plain arrays (erg/cm2/s): Gaussian with the error on the model's side, ln(1 - CL) per violated upper limit."
+UPPER_LIMITS = ("censored Gaussian (Sawicki 2012, PASP 124, 1208): each limit adds ln Phi((UL - model) / sigma), "
+                "sigma = UL / Phi^-1(CL), a measurement consistent with zero whose CL one-sided limit is UL; "
+                "naima's own lnprobmodel adds a flat ln(1 - CL) however far above a limit the model is")
+
+def sed_loglike(model, data) -> float:
+    "log L of a model (erg/cm2/s) at naima's data table: detections Gaussian with the error on the model's side (as naima), upper limits censored (UPPER_LIMITS)."
+    from scipy.special import log_ndtr, ndtri
     unit = _unit(FLUX_UNIT)
     f = data["flux"].to_value(unit); m = np.asarray(model.to_value(unit) if hasattr(model, "unit") else model, float)
     lo, hi = data["flux_error_lo"].to_value(unit), data["flux_error_hi"].to_value(unit)
     ul = np.asarray(data["ul"], bool); det = ~ul
     diff = m[det] - f[det]
     ll = -np.sum(diff ** 2 / (2 * np.where(diff > 0, hi[det], lo[det]) ** 2))
-    if ul.any():
-        n = int(np.sum(m[ul] > f[ul]))
-        ll += n * np.log(1.0 - np.asarray(data["cl"], float)[n])   # naima indexes cl by the number of violated limits
+    if ul.any():   # per-row CL (naima's lnprobmodel indexes cl by the number of violated limits instead)
+        limit, cl = f[ul], np.broadcast_to(np.asarray(data["cl"], float), ul.shape)[ul]
+        ll += np.sum(log_ndtr((limit - m[ul]) * ndtri(cl) / limit))
     return float(ll)
 
 class _ComponentCache:
@@ -586,7 +588,7 @@ def _profile_amplitude(shape, data, model_at, max_log10_amplitude: float = np.in
     r = r[np.isfinite(r) & (r > 0)]
     if not len(r): return np.inf, np.nan
     a0 = 30.0 + float(np.log10(np.median(r)))
-    nll = lambda a: -naima_loglike(m * 10 ** (a - 30.0), data) if lo <= a <= hi else 1e300
+    nll = lambda a: -sed_loglike(m * 10 ** (a - 30.0), data) if lo <= a <= hi else 1e300
     res = minimize_scalar(nll, bracket=(a0 - 0.5, a0 + 0.5), tol=1e-8)
     if res.x > max_log10_amplitude:   # capped: the best amplitude at or below the cap
         hi = max_log10_amplitude
@@ -628,10 +630,9 @@ def _hessian_cov(f, x, steps):
 
 def fit_pwn(sed, *, distance_kpc: float = LMC_DISTANCE_KPC, p0=None, xray_from: str = "synchrotron", nwalkers: int = 8,
             nburn: int = 10, nrun: int = 30, seed: int = 0, n_we: int = 100, quiet: bool = True) -> PwnFit:
-    "Fit the one-zone leptonic model to the SED: maximum likelihood (amplitude profiled), then a short seeded naima MCMC started from the Laplace covariance; `xray_from` (XRAY_FROM) says which component may make the X-ray detections."
+    "Fit the one-zone leptonic model to the SED: maximum likelihood (amplitude profiled), then a short seeded emcee MCMC started from the Laplace covariance; `xray_from` (XRAY_FROM) says which component may make the X-ray detections."
     import astropy.units as u
-    import naima
-    from naima.core import lnprob
+    import emcee, naima
     if xray_from not in XRAY_FROM:
         raise BadParameterError(f"xray_from={xray_from!r}: allowed values are " + "; ".join(f"{k!r} ({v})" for k, v in XRAY_FROM.items()))
     t0 = time.time()
@@ -660,7 +661,11 @@ def fit_pwn(sed, *, distance_kpc: float = LMC_DISTANCE_KPC, p0=None, xray_from: 
         ic = components(np.r_[30.0, shape])[2].value[xray_rows]
         return 30.0 + float(np.log10(np.min(xray_error[ic > 0] / ic[ic > 0]))) - 1e-9 if (ic > 0).any() else np.inf
 
-    full_nll = lambda p: -float(lnprob(p, data, model_at, prior)[0]) if np.isfinite(prior(p)) else np.inf
+    def log_posterior(p) -> float:
+        "prior(p) + sed_loglike: the one function the maximum likelihood's Hessian and the MCMC both use."
+        lp = prior(p)
+        return lp + sed_loglike(model_at(p, data), data) if np.isfinite(lp) else -np.inf
+    full_nll = lambda p: -log_posterior(p)
     # 1. maximum likelihood over (alpha, log10 Ecut, log10 B) with the amplitude profiled out
     start = np.asarray(p0 if p0 is not None else (34.0, 2.3, 1.5, 0.7), float)
 
@@ -697,14 +702,14 @@ def fit_pwn(sed, *, distance_kpc: float = LMC_DISTANCE_KPC, p0=None, xray_from: 
         if np.isfinite(prior(p)): pos.append(p)
         tries += 1
         if tries > 1000 * nwalkers: raise BadParameterError("no walker start inside the prior near the maximum likelihood")
-    # 3. naima's sampler (emcee), seeded, single process; burn-in then the kept run
-    with (redirect_stdout(StringIO()) if quiet else nullcontext()):   # naima prints its progress every 5%
-        sampler, _state = naima.get_sampler(data_table=tables, p0=ml.copy(), model=model_at, prior=prior, nwalkers=nwalkers,
-                                            nburn=0, guess=False, prefit=False, labels=list(NAIMA_LABELS), threads=1)
-        sampler.random_state = rng.get_state()
-        state = np.array(pos)
-        if nburn: sampler, state = naima.run_sampler(nrun=nburn, sampler=sampler, pos=state)
-        sampler, state = naima.run_sampler(nrun=nrun, sampler=sampler, pos=state)
+    # 3. emcee (naima's sampler) on the same log posterior, seeded, one process: burn-in discarded, then the kept run
+    sampler = emcee.EnsembleSampler(nwalkers, len(PWN_PARAMETERS), log_posterior)
+    sampler.random_state = rng.get_state()
+    state = np.array(pos)
+    if nburn:
+        state = sampler.run_mcmc(state, nburn, progress=not quiet)
+        sampler.reset()
+    sampler.run_mcmc(state, nrun, progress=not quiet)
     chain, logp = sampler.get_chain(flat=True), sampler.get_log_prob(flat=True)
     t_mcmc = time.time() - t0 - t_ml
     # 4. derived: energy in electrons above E_MIN_GEV for a subsample of the chain
@@ -726,7 +731,7 @@ def fit_pwn(sed, *, distance_kpc: float = LMC_DISTANCE_KPC, p0=None, xray_from: 
                     electrons=f"exponential-cutoff power law, E0 = {E0_TEV:g} TeV, {E_MIN_GEV:g} GeV - {E_MAX_TEV:g} TeV",
                     seed_photons="CMB only (T = 2.72 K); no infrared or starlight field",
                     synchrotron="naima Synchrotron, random B direction (Aharonian, Kelner & Prosekin 2010 approximation)",
-                    upper_limits="naima 0.10.4: a model above an upper limit adds ln(1 - CL) to the log-likelihood",
+                    upper_limits=UPPER_LIMITS,
                     intervals="value = median, lo/hi = 16th/84th percentiles of the MCMC samples (68%); ml = maximum likelihood",
                     priors=dict(zip(PWN_PARAMETERS, PWN_PRIOR_BOUNDS)))
     params = _parameter_table(chain, ml, we, we_ml, settings)
