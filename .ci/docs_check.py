@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """The documentation site without Quarto: run nbdev's processing (what `nbdev_docs` runs before `quarto render`), write
 `_proc/_quarto.yml` from the top-level `_quarto.yml` (whose paths name `nbs/...`), and check what Quarto would need:
-every path and glob resolves, every notebook is in the sidebar, and every exported name has its `show_doc` output.
+every path and glob resolves, every notebook is in the sidebar, every exported name has its `show_doc` output, and no
+prose is lost: nbdev turns a notebook's first markdown cell into front matter (title, description, `- key: value` lines)
+and drops the cell, so that cell may hold only the `# title` and `> summary` lines, and every line of every other
+markdown cell must reach the processed page.
 Usage: python .ci/docs_check.py [--no-proc]   (the docs workflow then runs `quarto render _proc`)."""
-import ast, glob, json, sys
+import ast, glob, json, re, sys
 from pathlib import Path
 import yaml
 
@@ -48,6 +51,21 @@ def main():
     for nb in notebooks:
         if (PROC / nb.relative_to(ROOT / "nbs")).resolve() not in listed:
             problems.append(f"{nb.relative_to(ROOT)} is not in the _quarto.yml sidebar")
+    # no prose lost: the first markdown cell becomes front matter and is dropped, the rest must be on the page
+    for nb in notebooks:
+        cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown"]
+        extra = [l for l in "".join(cells[0]["source"]).splitlines() if l.strip() and not l.startswith(("# ", "> "))] if cells else []
+        if extra:
+            problems.append(f"{nb.relative_to(ROOT)}: its first markdown cell has {len(extra)} line(s) besides the '# title' "
+                            f"and '> summary' ({extra[0][:60]!r}...): nbdev drops that cell from the page; move them to "
+                            "a cell of their own")
+        proc = PROC / nb.relative_to(ROOT / "nbs")
+        if not proc.exists(): continue
+        page = "\n".join("".join(c["source"]) for c in json.loads(proc.read_text())["cells"])
+        page = re.sub(r"\[(`[^`]+`)\]\([^)]*\)", r"\1", page)   # nbdev links backticked names: [`name`](url) -> `name`
+        lost = [l for c in cells[1:] for l in "".join(c["source"]).splitlines() if l.strip() and l.strip() not in page]
+        if lost: problems.append(f"{nb.relative_to(ROOT)}: {len(lost)} markdown line(s) missing from the processed page, "
+                                 f"first {lost[0][:60]!r}")
     # every exported name of every library notebook has its rendered show_doc in the processed page
     for nb in sorted(ROOT.glob("nbs/[0-9]*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]

@@ -2,7 +2,8 @@
 # # B0453-685: Fermi-LAT and Chandra
 #
 # > The composite supernova remnant B0453-685 in the Large Magellanic Cloud: its gamma-ray spectrum from Fermi-LAT (Eagle et al. 2023, ApJ 945, 4) beside the Chandra view of its pulsar wind nebula, and their combined SED.
-#
+
+# %% [markdown]
 # ## Learning goals
 #
 # By the end of this tutorial you will be able to:

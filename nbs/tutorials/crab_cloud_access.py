@@ -2,7 +2,8 @@
 # # Data access in the cloud: the Crab Nebula
 #
 # > Find images of a target in IRSA, MAST and HEASARC through VO services, turn each record into its copy on AWS S3 with one resolver, and read only the bytes a cutout needs.
-#
+
+# %% [markdown]
 # ## Learning goals
 #
 # By the end of this tutorial you will be able to:

@@ -2,7 +2,8 @@
 # # Chandra sources in Fermi-LAT error regions (CSC x 4FGL-DR4 x Gaia DR3 x 2MASS)
 #
 # > Which X-ray sources of the Chandra Source Catalog (CSC) fall inside the 95% position regions of the Fermi-LAT 4FGL-DR4 gamma-ray sources, how many of those matches would happen by chance, and which Gaia DR3 and 2MASS stars lie near them.
-#
+
+# %% [markdown]
 # ## Learning goals
 #
 # By the end of this tutorial you will be able to:

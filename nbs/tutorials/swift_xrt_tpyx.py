@@ -2,7 +2,8 @@
 # # Getting started with Swift-XRT: the supersoft phase of T Pyx
 #
 # > Find a source's Swift observations in HEASARC's master table, process the XRT data of a window of days after an event, and fit the spectra as HEASARC's tutorial does: all together with one parameter set, then each on its own.
-#
+
+# %% [markdown]
 # ## Learning goals
 #
 # By the end of this tutorial you will be able to:
