@@ -103,6 +103,7 @@ def test_counterparts_from_local_s3_hats():
         la.stop()
 
 
+@pytest.mark.slow   # a benchmark harness (about 33 s): the slow step runs it, the suite stays under 10 minutes
 def test_tiny_scale_benchmark(tmp_path):
     "Every engine, two sizes, two alternating runs each: same pairs as the KD-tree, start-up apart, memory and load."
     t = scale_benchmark(sizes=(10_000, 40_000), n_sources=2_000, radius_arcsec=120, n_nearest=2, cache_dir=tmp_path,
