@@ -33,6 +33,7 @@ from .stats import one_sided_cl, containment_factor
 from .errors import (MwnbError, MissingInputError, ArchiveUnavailableError, EngineUnavailableError,
                          ServiceQueryError, ConfigError, BadInputFileError, BadParameterError,
                          LatQueryError, LatApiUnavailable)
+from .provenance import label_fits, label_table, save_figure, stand_in_of
 
 # %% ../nbs/30_fermi.ipynb #c005
 LAT_TMIN, LAT_TMAX = 239557417, 599544005   # MET seconds, Eagle et al. (2023)
@@ -1050,7 +1051,7 @@ def plot_sed(sed: "QTable", path=None, title: str = None):
     ax.set(xscale="log", yscale="log", xlabel="Energy [GeV]", ylabel=r"$E^2\,dN/dE$ [erg cm$^{-2}$ s$^{-1}$]",
            title=title or f"{sed.meta.get('source', '')} ({sed.meta.get('engine', '')})")
     ax.legend(fontsize=8)
-    if path: fig.savefig(path, dpi=110, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=110, bbox_inches="tight")
     return fig
 
 
@@ -1088,7 +1089,7 @@ def plot_ts_map(tsmap, path=None, localisation: dict = None, title: str = "TS ma
                                  ec="c", transform=t, label="95% ellipse"))
         ax.legend(fontsize=8, loc="upper right")
     ax.set_title(textwrap.fill(title, 42, break_on_hyphens=False), fontsize=10)   # wrapped: a long title would run into the colorbar
-    if path: fig.savefig(path, dpi=110, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=110, bbox_inches="tight")
     return fig
 
 
@@ -1108,7 +1109,7 @@ def plot_lat_maps(maps: dict, path=None, title: str = ""):
         if i: ax.coords[1].set_axislabel("")   # the latitude label once, on the left panel
         ax.set_title(name)
     fig.suptitle(title)
-    if path: fig.savefig(path, dpi=100, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=100, bbox_inches="tight")
     return fig
 
 
@@ -1129,7 +1130,7 @@ def plot_light_curve(lc: "QTable", path=None, title: str = None):
     ax.set(xlabel="time [MJD]", ylabel="photon flux [cm$^{-2}$ s$^{-1}$]",
            title=title or f"{lc.meta.get('source', '')} light curve, {band}")
     ax.legend(fontsize=8, loc="best")
-    if path: fig.savefig(path, dpi=110, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=110, bbox_inches="tight")
     return fig
 
 # %% ../nbs/30_fermi.ipynb #c055
@@ -1250,7 +1251,6 @@ def lat_inputs_label(paths) -> str:
     """The stand-in label carried by the FITS inputs `paths` (a list, or a dict of paths such as `maps`): MWNBDEMO/MWNBFOR, or
     MWNBPROD (a product mwnb made from stand-in inputs); '' when none carries one (real ScienceTools products)."""
     from astropy.io import fits
-    from mwnb.provenance import stand_in_of
     values = paths.values() if isinstance(paths, dict) else paths
     for p in values:
         if not isinstance(p, (str, Path)) or not _is_fits(p) or not Path(p).is_file(): continue
@@ -1275,7 +1275,6 @@ def fermipy_inputs_label(config_path) -> str:
 
 def label_lat_products(files: dict, tables: list, label: str):
     "Put the inputs' stand-in `label` into each of `tables` (meta) and each FITS file in `files`; nothing when `label` is ''."
-    from mwnb.provenance import label_fits, label_table
     for t in tables:
         if t is not None: label_table(t, {"MWNBDEMO": label} if label else {})
     if label:

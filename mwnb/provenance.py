@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEMO_KEYWORDS', 'PRODUCT_SUFFIXES', 'archive_note', 'archive_kind', 'stand_in_of', 'title_note', 'stand_in_label',
-           'label_fits', 'label_table', 'product_label', 'product_labels']
+           'label_fits', 'label_table', 'product_label', 'product_labels', 'figure_title', 'save_figure', 'figure_alt',
+           'show_figure']
 
 # %% ../nbs/41_provenance.ipynb #c002
 from .config import conf, archive_mode
@@ -106,3 +107,33 @@ def product_labels(folder, suffixes=PRODUCT_SUFFIXES) -> dict:
     from pathlib import Path
     folder = Path(folder)
     return {p.relative_to(folder): product_label(p) for p in sorted(folder.rglob("*")) if p.suffix in suffixes}
+
+# %% ../nbs/41_provenance.ipynb #fig
+def figure_title(fig) -> str:
+    "The words a matplotlib figure shows as its title: the suptitle and every axes title, one line, ' | ' between them."
+    parts = [fig.get_suptitle()] + [t for ax in fig.axes for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right"))]
+    return " | ".join(" ".join(t.split()) for t in parts if t and t.strip())
+
+def save_figure(fig, path, *, note: str = "", **savefig_kw):
+    "Save `fig` at `path` (`savefig_kw` to matplotlib); a PNG keeps its title and `note` (a stand-in label) in its metadata."
+    from pathlib import Path
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        meta = {"Title": figure_title(fig) or path.stem.replace("_", " ")}
+        if note: meta["Description"] = " ".join(str(note).split())
+        savefig_kw["metadata"] = {**meta, **savefig_kw.get("metadata", {})}
+    fig.savefig(path, **savefig_kw)
+    return path
+
+def figure_alt(png) -> str:
+    "Alt text of a saved PNG: its Title and Description metadata (save_figure), else its file name in words."
+    from pathlib import Path
+    from PIL import Image
+    with Image.open(png) as im: text = dict(getattr(im, "text", {}) or {})
+    words = [text.get(k, "").strip() for k in ("Title", "Description")]
+    return " - ".join(w for w in words if w) or "figure: " + Path(png).stem.replace("_", " ")
+
+def show_figure(png):
+    "Display the saved figure `png` in the notebook, with figure_alt as its alt text (a figure object alone is not shown under every backend)."
+    from IPython.display import Image, display
+    display(Image(filename=str(png)), metadata={"image/png": {"alt": figure_alt(png)}})

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInputFileError, BadParameterError
-from .provenance import archive_kind, archive_note, stand_in_label, stand_in_of
+from .provenance import archive_kind, archive_note, stand_in_label, stand_in_of, save_figure
 from .sky import angular_separation
 from .stats import gaussian_sigma_of_interval, one_sided_cl
 # astropy (units, tables), scipy, naima/emcee and matplotlib are imported inside the functions that use them:
@@ -814,7 +814,7 @@ def plot_sed_fit(fit: PwnFit, path=None, title: str = None, n_band: int = 20):
     ax.text(0.02, 0.03, text, transform=ax.transAxes, fontsize=7.5, va="bottom",
             bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
     ax.legend(fontsize=7, loc="upper right")
-    if path: fig.savefig(path, dpi=120, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=120, bbox_inches="tight")
     return fig
 
 def sed_products(sed, out_dir, *, stem: str = "sed", fit: bool = True, csv: bool = False, **fit_kw) -> dict:

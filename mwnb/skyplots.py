@@ -12,7 +12,7 @@ __all__ = ['LON_LABEL_LAT', 'CLASS_ORDER', 'R95_MARKER_CAP', 'galactic_aitoff_gr
 from pathlib import Path
 import numpy as np
 from .catalogs import log10_flux, positive_flux, class_group
-from .provenance import title_note   # the stand-in label, said the same way on every product
+from .provenance import save_figure, title_note   # the stand-in label, said the same way on every product
 
 # %% ../nbs/12_skyplots.ipynb #c005
 def _save(fig: "Figure", path, *tables, note: str = "") -> "Figure":
@@ -22,7 +22,7 @@ def _save(fig: "Figure", path, *tables, note: str = "") -> "Figure":
         fig.text(0.5, 1.0, note, ha="center", va="bottom", fontsize=9, color="firebrick")
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight", **({"metadata": {"Description": note}} if note else {}))
+        save_figure(fig, path, note=note, dpi=110, bbox_inches="tight")
     return fig
 
 def _wrap180(lon) -> np.ndarray:

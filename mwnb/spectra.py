@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse, Param
 from .errors import EngineUnavailableError, MissingInputError, MwnbError, BadInputFileError, BadParameterError
-from .provenance import archive_kind
+from .provenance import archive_kind, save_figure
 
 # %% ../nbs/21_spectra.ipynb #c005
 @dataclass
@@ -1580,7 +1580,7 @@ def plot_spectra_fit(fit, path=None, ncols=4, titles=None):
             title += f"  (gof p = {float(table['gof_p'][i]):.2f})"
         ax.set_title(title, fontsize=9)
     pairs[0][0].legend(fontsize=6)
-    if path: fig.savefig(path, dpi=110)
+    if path: save_figure(fig, path, dpi=110)
     return fig
 
 def plot_xspec_arrays(arrays, path=None, ncols=4, titles=None):
@@ -1597,7 +1597,7 @@ def plot_xspec_arrays(arrays, path=None, ncols=4, titles=None):
         ax.tick_params(labelbottom=False)
         ax.set_title(titles[i] if titles else f"data group {i + 1}", fontsize=9)
     pairs[0][0].legend(fontsize=6)
-    if path: fig.savefig(path, dpi=110)
+    if path: save_figure(fig, path, dpi=110)
     return fig
 
 # %% ../nbs/21_spectra.ipynb #c048d
@@ -1702,7 +1702,7 @@ def plot_confidence_contour(contour: dict, path=None, title=None, xlabel=None, y
     ax.set_xlabel(xlabel or label(contour["x"], units[0])); ax.set_ylabel(ylabel or label(contour["y"], units[1]))
     ax.legend(fontsize=7)
     if title: ax.set_title(title, fontsize=9)
-    if path: fig.savefig(path, dpi=110)
+    if path: save_figure(fig, path, dpi=110)
     return fig
 
 # %% ../nbs/21_spectra.ipynb #c050
@@ -1725,7 +1725,7 @@ def plot_parameter_evolution(table: "Table", x="day", path=None, xlabel="Days si
     lo, hi = table.meta.get("flux_band_keV", table.meta.get("band_keV", ("", "")))
     axes[-1].set_ylabel(f"absorbed flux {lo}-{hi} keV\n(erg cm$^{{-2}}$ s$^{{-1}}$)")
     if title: fig.suptitle(title, fontsize=10)
-    if path: fig.savefig(path, dpi=110)
+    if path: save_figure(fig, path, dpi=110)
     return fig
 
 # %% ../nbs/21_spectra.ipynb #c052

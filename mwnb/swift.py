@@ -20,6 +20,7 @@ import numpy as np
 from .config import conf, archive_mode
 from .errors import (EmptyResultError, EngineUnavailableError, MissingInputError, MwnbError, UnsafePathError,
                          BadParameterError, BadInputFileError, ServiceQueryError)
+from .provenance import save_figure
 
 # %% ../nbs/20_swift.ipynb #c005
 def heasarc_tap_service():
@@ -88,7 +89,7 @@ def plot_exposure_by_day(table: "Table", path=None, title=None):
     ax.scatter(day[sel], exp[sel], c="C3", s=24, label=f"selected ({sel.sum()})")
     ax.set_xlabel("Days since discovery"); ax.set_ylabel("XRT exposure (ks)"); ax.legend(fontsize=8)
     if title: ax.set_title(title)
-    if path: fig.savefig(path, dpi=110)
+    if path: save_figure(fig, path, dpi=110)
     return fig
 
 # %% ../nbs/20_swift.ipynb #c014
@@ -601,7 +602,7 @@ def plot_count_rate_by_day(table: "Table", path=None, title=None, xlabel="Days s
     demo = table.meta.get("MWNBDEMO")
     title = (title or "") + (" - SIMULATED rates (stand-in)" if demo and "SIMULATED" not in (title or "").upper() else "")
     if title: ax.set_title(title, fontsize=10)
-    if path: fig.savefig(path, dpi=110)
+    if path: save_figure(fig, path, dpi=110)
     return fig
 
 
@@ -644,5 +645,5 @@ def plot_image_grid(images, ra, dec, titles=None, size_arcmin=6.0, ncols=4, path
                                          transform=ax.get_transform("icrs"), label=label if "background" not in label or k <= 1 else None))
         if i == 0 and radii: ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
     fig.colorbar(im, ax=fig.axes, shrink=0.8, label=f"{' / '.join(sorted(units))} per pixel")
-    if path: fig.savefig(path, dpi=110)
+    if path: save_figure(fig, path, dpi=110)
     return fig

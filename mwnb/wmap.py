@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInputFileError, BadParameterError, NoCloudCopyError
+from .provenance import save_figure
 # healpy, astropy (FITS, coordinates, constants) and matplotlib are imported inside the functions that
 # use them: `import mwnb.wmap` stays light (numpy only).
 
@@ -311,7 +312,7 @@ def wmap_figures(m: WmapMap, ra: float, dec: float, out_dir, *, name: str = "tar
         files[f"mollview_{s}"] = out / f"wmap_{m.band}_{s}_mollview.png"
         # saved whole (bbox tight: the title is not clipped) and closed: pyplot figures left open are drawn a second
         # time by the notebook at the end of the cell, beside the saved PNG
-        fig.savefig(files[f"mollview_{s}"], dpi=100, bbox_inches="tight"); figs[f"mollview_{s}"] = fig; plt.close(fig)
+        save_figure(fig, files[f"mollview_{s}"], dpi=100, bbox_inches="tight"); figs[f"mollview_{s}"] = fig; plt.close(fig)
     reso = max(m.pixel_deg * 60 / 4, 1.0)   # arcmin per cutout pixel
     with _pyplot_without_repl_hook():
         hp.gnomview(m.maps["I"], rot=(lon, lat), xsize=int(cutout_deg * 60 / reso), reso=reso,
@@ -327,6 +328,6 @@ def wmap_figures(m: WmapMap, ra: float, dec: float, out_dir, *, name: str = "tar
                     label=label)
     fig.axes[0].legend(loc="lower left", fontsize=8, framealpha=0.8)
     files["cutout_I"] = out / f"wmap_{m.band}_I_cutout.png"
-    fig.savefig(files["cutout_I"], dpi=100, bbox_inches="tight"); figs["cutout_I"] = fig; plt.close(fig)
+    save_figure(fig, files["cutout_I"], dpi=100, bbox_inches="tight"); figs["cutout_I"] = fig; plt.close(fig)
     return {"figures": figs, "files": files}
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import BadInputFileError, BadParameterError, MissingInputError, MwnbError
 from .stats import radius_at_level
+from .provenance import DEMO_KEYWORDS, label_table, save_figure, stand_in_of
 # astropy (units, coordinates, tables, FITS, WCS), matplotlib and photutils are imported inside the functions
 # that use them: `import mwnb.xray_images` stays light (numpy only).
 
@@ -102,7 +103,7 @@ def plot_rgb(rgb: np.ndarray, wcs: WCS, *, sources=None, counterparts: dict = No
                                                       title_fontsize=7)
     ax.coords[0].set_axislabel("Right ascension (ICRS)"); ax.coords[1].set_axislabel("Declination (ICRS)")
     ax.set_title(title)
-    if path: fig.savefig(path, dpi=120, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=120, bbox_inches="tight")
     return fig
 
 # %% ../nbs/34_xray_images.ipynb #c021
@@ -226,7 +227,6 @@ def write_ds9_regions(sources: QTable, path, *, radius=2.0, color: str = "green"
 
 def save_sources(sources: QTable, out_dir, stem: str = "chandra_sources", *, inputs=()) -> dict:
     "Write sources as ECSV (with the stand-in label of `inputs`, e.g. the events, when they carry one) and DS9 regions; the paths."
-    from mwnb.provenance import label_table
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     files = {"table": out_dir / f"{stem}.ecsv", "regions": out_dir / f"{stem}.reg"}
     label_table(sources, *inputs).write(files["table"], overwrite=True)
@@ -289,7 +289,6 @@ def add_position_errors(sources: QTable, meta: dict = None, *, aim=None, astrome
     out.meta.update(aim_point=(ra0, dec0), aim_point_from=keys, epoch=observation_epoch(meta), exposure_s=exposure,
                     pos_err_relation="Kim et al. 2007 ApJS 169 401 (ChaMP) 95% PU(theta, net counts), CSC 1 err_ellipse_cio",
                     astrometry_90_arcsec=astrometry_90)
-    from mwnb.provenance import stand_in_of
     if stand_in_of(meta): out.meta["MWNBDEMO"] = stand_in_of(meta)   # the events' stand-in label travels with their sources
     return out
 
@@ -333,7 +332,7 @@ def plot_image(image: np.ndarray, wcs: WCS, *, sources=None, highlight: int = No
         ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.8)
     ax.coords[0].set_axislabel("Right ascension (ICRS)"); ax.coords[1].set_axislabel("Declination (ICRS)")
     ax.set_title(title)
-    if path: fig.savefig(path, dpi=120, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=120, bbox_inches="tight")
     return fig
 
 # %% ../nbs/34_xray_images.ipynb #c036
@@ -378,7 +377,7 @@ def plot_spectrum(spec: QTable, path=None, title: str = ""):
     ax.errorbar(e, rate, yerr=err, xerr=[e - e_lo, e_hi - e], fmt="o", ms=3)
     ax.set(xscale="log", ylim=spectrum_ylim(rate, err), xlabel="Energy [keV]",
            ylabel="net rate [counts / (s keV)]", title=title)
-    if path: fig.savefig(path, dpi=120, bbox_inches="tight")
+    if path: save_figure(fig, path, dpi=120, bbox_inches="tight")
     return fig
 
 # %% ../nbs/34_xray_images.ipynb #c037x
@@ -388,7 +387,6 @@ SKY_PLANE_PIXELS = 8192.0 ** 2
 
 def _events_label(meta: dict) -> dict:
     "The header keywords that keep the events' stand-in label (their own MWNB* keywords, else MWNBDEMO = the label); {} for real data."
-    from mwnb.provenance import stand_in_of, DEMO_KEYWORDS
     label = stand_in_of(meta)
     if not label: return {}
     keep = {k: meta[k] for k in DEMO_KEYWORDS if k in meta}
@@ -426,7 +424,6 @@ def region_spectrum(events: Table, position: SkyCoord, out_dir, *, radius=40.0, 
     """PI spectra of the events in a circle of `radius` around `position` and a background annulus `bkg_radii` (arcsec), as OGIP
     type I PHA files: the source names the background (BACKFILE) and the responses `arf`/`rmf` (copied beside it)."""
     import astropy.units as u
-    from mwnb.provenance import stand_in_of
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     r, r_in, r_out = (u.Quantity(v, u.arcsec).to_value(u.arcsec) for v in (radius, *bkg_radii))
     if not 0 < r <= r_in < r_out: raise BadParameterError(f"regions: need 0 < radius <= inner < outer background radius, got {r}, {r_in}, {r_out} arcsec")

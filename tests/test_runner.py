@@ -484,3 +484,28 @@ def test_stdout_is_written_as_it_is_printed(tmp_path):
             while "Crab" not in (tmp_path / "out.txt").read_text() and time.time() - t0 < 20: time.sleep(0.2)
             assert "Crab" in (tmp_path / "out.txt").read_text()           # before the process ends
         finally: proc.kill(); proc.wait()
+
+
+def test_html_figures_carry_their_alt_text(tmp_path, caplog):
+    """A figure shown with provenance.show_figure keeps its title and stand-in note as alt text on the HTML page (the
+    template nbconvert uses drops output metadata); a figure without one is counted in one mwnb warning, and
+    nbconvert's own 'Alternative text is missing' warning no longer reaches the user."""
+    import base64, logging
+    from matplotlib.figure import Figure
+    from mwnb.provenance import figure_alt, save_figure
+    from mwnb.runner import render_html
+    fig = Figure(figsize=(2, 2)); fig.add_subplot().plot([1, 2]); fig.axes[0].set_title("SED of B0453-685")
+    png = save_figure(fig, tmp_path / "sed_fit.png", note="MWNBDEMO stand-in inputs", dpi=40)
+    data = base64.b64encode(png.read_bytes()).decode()
+    with_alt, without = new_code_cell("show_figure(png)"), new_code_cell("fig")
+    with_alt.outputs = [nbformat.v4.new_output("display_data", data={"image/png": data},
+                                               metadata={"image/png": {"alt": figure_alt(png)}})]
+    without.outputs = [nbformat.v4.new_output("display_data", data={"image/png": data, "text/plain": "<Figure>"})]
+    nb = new_notebook(cells=[with_alt, without])
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    with caplog.at_level(logging.WARNING):
+        page = render_html(tmp_path / "t.ipynb").read_text()
+    alts = re.findall(r'<img alt="([^"]*)"', page)
+    assert alts == ["SED of B0453-685 - MWNBDEMO stand-in inputs", "No description has been provided for this image"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "t.html: 1 of 2 figures have no alt text (show them with mwnb.provenance.show_figure)"]

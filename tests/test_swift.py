@@ -1,5 +1,5 @@
 """Swift-XRT observations and parallel XRT processing (mwnb.swift), with stand-in HEASoft tools on PATH."""
-import json, os, sys
+import json, os, re, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -425,3 +425,7 @@ def test_tutorial_runs_end_to_end_on_local_archive(tmp_path, capsys):
     assert len(obs) == 26 and obs.meta["MWNBDEMO"].startswith("MWNBDEMO")
     from test_tutorials import python_warnings   # the executed notebook carries no warning a reader must skip
     assert python_warnings(out / "swift_xrt_tpyx.ipynb") == []
+    alts = [o.get("metadata", {}).get("image/png", {}).get("alt") for c in json.loads(text)["cells"]
+            for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(alts) >= 6 and all(a and not a.startswith("figure:") for a in alts), alts   # each figure's own title as alt text
+    assert all(re.search("simulated|stand-in|demo", a, re.I) for a in alts), alts            # ... saying it is not real data

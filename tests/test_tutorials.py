@@ -28,7 +28,7 @@ def shown_pngs(ipynb) -> list:
 
 
 def check_figures_shown(d, tutorial, expected_pngs, png_dir=None):
-    "The tutorial saved exactly `expected_pngs`, its executed notebook shows each of them once, its HTML embeds them."
+    "The tutorial saved exactly `expected_pngs`, its executed notebook shows each of them once, its HTML embeds them with alt text."
     png_dir = png_dir or d
     pngs = sorted(png_dir.rglob("*.png"))
     assert {str(p.relative_to(png_dir)) for p in pngs} == set(expected_pngs)
@@ -37,6 +37,8 @@ def check_figures_shown(d, tutorial, expected_pngs, png_dir=None):
     html = (d / f"{tutorial}.html").read_text()
     embedded = [base64.b64decode(b) for b in re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', html)]
     assert sorted(embedded) == sorted(shown)
+    alts = re.findall(r'<img [^>]*?alt="([^"]*)"', html)                    # each says what it shows (provenance.show_figure)
+    assert len(alts) == len(embedded) and all(a and "No description" not in a for a in alts), alts
 
 
 def python_warnings(ipynb) -> list:

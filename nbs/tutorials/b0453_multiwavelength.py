@@ -112,12 +112,12 @@ out_dir = "mwnb_products"
 import warnings
 from pathlib import Path
 import numpy as np
-from IPython.display import Image, display
+from IPython.display import display
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from mwnb.cloud import open_fits
-from mwnb.provenance import archive_note, label_fits, label_table
+from mwnb.provenance import archive_note, label_fits, label_table, show_figure
 from mwnb.demo.archive import use_archive
 from mwnb.config import conf
 from mwnb import fermi, chandra, xray_images, catalogs
@@ -131,11 +131,6 @@ if local:
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 lat_dir = out / "lat"; lat_dir.mkdir(exist_ok=True)
 engines = {}
-
-def show(png):
-    "Embed the saved figure `png` in the notebook (a figure object alone is not displayed under every backend)."
-    display(Image(filename=str(png)))
-
 
 # %% [markdown]
 # ## 1. LAT photons and the spacecraft file
@@ -282,14 +277,14 @@ if lat is not None: display(Table.read(lat["files"]["spectral_models"]))
 # within about +-3 sigma without structure; a bright spot would be a source the model lacks.
 
 # %%
-if lat is not None: show(lat["files"]["maps_png"])
+if lat is not None: show_figure(lat["files"]["maps_png"])
 
 # %% [markdown]
 # The TS map of the whole ROI with the target left out of the model: the target should stand out at the cross
 # (its fitted position) inside its 95% ellipse, and any other peak above TS = 25 is a source the model lacks.
 
 # %%
-if lat is not None: show(lat["files"]["tsmap_png"])
+if lat is not None: show_figure(lat["files"]["tsmap_png"])
 
 # %% [markdown]
 # The flux points in energy bins (the spectral shape fixed at the fit, the normalisation free in each bin); bins
@@ -298,7 +293,7 @@ if lat is not None: show(lat["files"]["tsmap_png"])
 # %%
 if lat is not None:
     display(lat["sed"]["e_ref", "dnde", "dnde_err", "dnde_ul", "ts", "is_ul"])
-    show(lat["files"]["sed_png"])
+    show_figure(lat["files"]["sed_png"])
 
 # %% [markdown]
 # The yearly light curve: a pulsar wind nebula should be steady, so fluxes scattered beyond their errors would point
@@ -307,7 +302,7 @@ if lat is not None:
 # %%
 if lat is not None and "lightcurve_png" in lat["files"]:
     display(lat["lightcurve"]["mjd_start", "mjd_stop", "flux", "flux_err", "flux_ul", "ts", "is_ul"])
-    show(lat["files"]["lightcurve_png"])
+    show_figure(lat["files"]["lightcurve_png"])
 
 # %% [markdown]
 # ## 5. Chandra ObsID 1990
@@ -355,7 +350,7 @@ spec = xray_images.source_spectrum(events, bright)
 label_table(spec, events.meta).write(out / "chandra_brightest_spectrum.ecsv", overwrite=True)
 xray_images.plot_spectrum(spec, out / "chandra_brightest_spectrum.png",
                       title=f"X{b['id']}: net {spec['net_counts'].sum():.0f} counts" + (f"\n({stand_in})" if stand_in else ""))
-show(out / "chandra_brightest_spectrum.png")
+show_figure(out / "chandra_brightest_spectrum.png")
 
 # %% [markdown]
 # The full-field image of the ObsID, with the same detection.
@@ -390,7 +385,7 @@ print(f"MAST HST/GALEX: {len(mast_obs)} observations", mast_obs.meta.get("note",
 xray_images.plot_rgb(rgb, wcs, sources=sources, counterparts=cps, path=out / "chandra_rgb_sources.png",
                  title=f"{events.meta.get('OBJECT', target)} ObsID {events.meta.get('OBS_ID', obsid)}: 0.5-1.2 / 1.2-2 / 2-7 keV"
                        + (f"\n({stand_in})" if stand_in else ""))
-show(out / "chandra_rgb_sources.png")
+show_figure(out / "chandra_rgb_sources.png")
 
 # %% [markdown]
 # ## 6b. Position errors, chance coincidences, the merged table and "Src 2"
@@ -405,7 +400,7 @@ src = xray_images.add_position_errors(sources, events.meta)
 pwn_id, src2_id = chandra.follow_up_source(src, pwn=None if local else SkyCoord(ra, dec, unit="deg"))   # the stand-in field has no PWN at the target
 xray_images.plot_image(broad, wcs, sources=src, highlight=src2_id, highlight_label='"Src 2", the follow-up source', path=out / "chandra_image.png",
                    title=f"{events.meta.get('OBJECT', target)} 0.5-7 keV" + (f"\n({stand_in})" if stand_in else ""))
-show(out / "chandra_image.png")
+show_figure(out / "chandra_image.png")
 cps_auto = chandra.find_counterparts(src)
 chance = chandra.chance_coincidence(src)
 merged = chandra.merged_table(src, cps_auto, chance, pwn_id=pwn_id, follow_up_id=src2_id)
@@ -483,7 +478,7 @@ wmap_map = wmap.read_wmap_map(wmap.WMAP_K_IQU_URL)
 wmap_flux = wmap.wmap_photometry(wmap_map, ra, dec)
 print({k: wmap_flux[k] for k in ("band", "flux", "flux_err", "upper_limit", "note") if k in wmap_flux})
 wmap_pngs = wmap.wmap_figures(wmap_map, ra, dec, out, name=target)["files"]   # {figure: PNG path}
-for png in wmap_pngs.values(): show(png)
+for png in wmap_pngs.values(): show_figure(png)
 
 # %% [markdown]
 # ## 7. The combined SED and a one-zone PWN model
@@ -502,7 +497,7 @@ if lat is not None:
                                         stand_in=f"stand-in: LAT points of {lat['source'].name}" if local else None))
 mw_sed = mwsed.combine_sed(*sed_parts, target=target, archive=archive)
 sed_out = mwsed.sed_products(mw_sed, out)   # sed.ecsv, sed_fit_parameters.ecsv, sed_fit.png (naima one-zone leptonic)
-show(out / "sed_fit.png")
+show_figure(out / "sed_fit.png")
 print(mw_sed.meta["label"] or "no stand-in points", "|", mw_sed.meta["n_points"], "points, regimes", mw_sed.meta["regimes"])
 mw_sed["band", "energy", "flux", "ul", "stand_in", "provenance"]
 

@@ -79,10 +79,9 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.visualization import simple_norm
 from matplotlib.figure import Figure
-from IPython.display import Image, display
 import pyvo
 from mwnb.config import conf
-from mwnb.provenance import archive_note
+from mwnb.provenance import archive_note, save_figure, show_figure
 from mwnb.demo.archive import use_archive
 from mwnb.archive import tap_query, registry_search, vo_session, adql_literal
 from mwnb.cloud import cloud_uri, open_fits, rosat_events_uri
@@ -132,8 +131,7 @@ def show_image(data, name, title, wcs=None, unit=""):
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label(unit or "image value (no BUNIT in the file)")
     ax.set_title("\n".join(textwrap.fill(line, 58) for line in title.split("\n")), fontsize=8)
     ax.set_xlabel("RA (ICRS)" if wcs else "x (pixel)"); ax.set_ylabel("Dec (ICRS)" if wcs else "y (pixel)")
-    fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
-    display(Image(filename=str(out / f"{name}.png")))
+    show_figure(save_figure(fig, out / f"{name}.png", dpi=110, bbox_inches="tight"))
 
 # what a cutout keeps of its source file's header: where and when the data were taken, and their unit
 KEPT_CARDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "OBJECT", "DATE-OBS", "DATE-END", "MJD-OBS", "EXPTIME", "EQUINOX", "BUNIT")

@@ -111,10 +111,10 @@ out_dir = "mwnb_products"
 import warnings
 from pathlib import Path
 import numpy as np
-from IPython.display import Image, display
+from IPython.display import display
 import astropy.units as u
 from astropy.table import Table
-from mwnb.provenance import archive_note
+from mwnb.provenance import archive_note, show_figure
 from mwnb.demo.archive import use_archive
 from mwnb.config import conf
 from mwnb.catalogs import (chandra_observations, csc_sources, fermi_4fgl, log10_flux, flux_summary, class_group,
@@ -140,10 +140,6 @@ def labelled(t):
     t.meta["MWNBSRC"] = archive_note()
     return t
 
-def show(png):
-    "Embed the saved figure `png` in the notebook (a figure object alone is not displayed under every backend)."
-    display(Image(filename=str(png)))
-
 
 # %% [markdown]
 # ## 1. Chandra observations
@@ -161,7 +157,7 @@ if la is not None:   # the local demo archive: what its chanmaster synthesises, 
     print("demo chanmaster:", chanmaster_table(data_dir()).meta["MWNBDEMO"])
     obs_note = f"{stand_in}\ndemo chanmaster: {chanmaster_table(data_dir()).meta['MWNBDEMO']}"
 skyplots.exposure_map(obs, out / "chandra_observations_aitoff.png", note=obs_note)
-show(out / "chandra_observations_aitoff.png")
+show_figure(out / "chandra_observations_aitoff.png")
 
 # %% [markdown]
 # ## 2. Chandra Source Catalog
@@ -184,14 +180,14 @@ csc = csc_all[np.abs(csc_all["b"]) <= b_max] if b_max is not None else csc_all
 print(f"{len(csc)} of them with |b| <= {b_max} deg")
 skyplots.aitoff_map(csc_all["l"], csc_all["b"], log10_flux(csc_all["flux_b"]), out / "csc_aitoff.png",
                     title=f"{len(csc_all)} CSC sources", clabel="log10 b_flux_ap [erg/cm2/s]", note=stand_in)
-show(out / "csc_aitoff.png")
+show_figure(out / "csc_aitoff.png")
 skyplots.lon_lat_histograms(csc_all["l"], csc_all["b"], out / "csc_lon_lat_hist.png", label="CSC sources", note=stand_in)
-show(out / "csc_lon_lat_hist.png")
+show_figure(out / "csc_lon_lat_hist.png")
 from astropy.coordinates import SkyCoord
 l_center = SkyCoord(ra, dec, unit="deg").galactic.l.deg   # the strip covers all longitudes, centred here
 skyplots.plane_strip(csc_all["l"], csc_all["b"], log10_flux(csc_all["flux_b"]), out / "csc_plane_strip.png",
                      l_center=l_center, b_max=b_max or 10.0, clabel="log10 b_flux_ap [erg/cm2/s]", note=stand_in)
-show(out / "csc_plane_strip.png")
+show_figure(out / "csc_plane_strip.png")
 
 # %% [markdown]
 # ## 3. 4FGL-DR4
@@ -375,27 +371,27 @@ final["fermi_name", "fermi_l", "fermi_b", "fermi_class", "num_csc_matches", "gai
 has_flux = "source_flux" in pairs.colnames
 if len(pairs):
     skyplots.matched_aitoff(pairs, out / "matched_csc_fermi_aitoff.png", note=stand_in)
-    show(out / "matched_csc_fermi_aitoff.png")
+    show_figure(out / "matched_csc_fermi_aitoff.png")
 if len(pairs) and has_flux:
     skyplots.flux_ratio_plane_map(pairs, out / "flux_ratio_plane_map.png", b_max=b_max or 10.0, l_center=l_center, note=stand_in)
-    show(out / "flux_ratio_plane_map.png")
+    show_figure(out / "flux_ratio_plane_map.png")
 skyplots.matches_along_plane(grouped, out / "matches_per_fermi_lon_lat.png", note=stand_in)
-show(out / "matches_per_fermi_lon_lat.png")
+show_figure(out / "matches_per_fermi_lon_lat.png")
 if len(pairs) and has_flux:
     # marker area grows with the number of CSC matches of the Fermi source, as the published figure draws it
     skyplots.flux_ratio_plots(pairs, out / "flux_ratio_vs_l_b.png", note=stand_in)
-    show(out / "flux_ratio_vs_l_b.png")
+    show_figure(out / "flux_ratio_vs_l_b.png")
     skyplots.flux_ratio_by_class(pairs, out / "flux_ratio_by_class.png", note=stand_in)
-    show(out / "flux_ratio_by_class.png")
+    show_figure(out / "flux_ratio_by_class.png")
 else:
     print("no CSC source with a flux inside any Fermi region: no flux-ratio figures")
 skyplots.counterparts_by_class({"CSC": pairs, "Gaia DR3": gaia, "2MASS": tmass}, fermi, out / "counterparts_by_class.png",
                                note=stand_in)
-show(out / "counterparts_by_class.png")
+show_figure(out / "counterparts_by_class.png")
 skyplots.gaia_variability_by_class(gaia, out / "gaia_variability_by_class.png", note=stand_in)
-show(out / "gaia_variability_by_class.png")
+show_figure(out / "gaia_variability_by_class.png")
 skyplots.gaia_variable_fraction_by_class(gaia, out / "gaia_variable_fraction_by_class.png", note=stand_in)
-show(out / "gaia_variable_fraction_by_class.png")
+show_figure(out / "gaia_variable_fraction_by_class.png")
 
 # %%
 products = sorted(p.name for p in out.iterdir())

@@ -112,9 +112,8 @@ out_dir = "mwnb_products"
 # %%
 from pathlib import Path
 import numpy as np
-from IPython.display import Image, display
 from astropy.table import Table
-from mwnb.provenance import archive_note
+from mwnb.provenance import archive_note, show_figure
 from mwnb.demo.archive import use_archive
 from mwnb.errors import BadParameterError
 from mwnb.targets import check_coordinates
@@ -151,7 +150,7 @@ selected["obsid", "name", "start_time", "day", "xrt_exposure"]
 # %%
 table_note = " (demo table: published rows only)" if obs.meta.get("MWNBDEMO") else ""
 swift.plot_exposure_by_day(obs, out / "exposure_by_day.png", title=f"{target}: Swift-XRT exposure{table_note}")
-Image(filename=out / "exposure_by_day.png")
+show_figure(out / "exposure_by_day.png")
 
 
 # %% [markdown]
@@ -182,7 +181,7 @@ if images:
     if any(image_note.values()): print("stand-in images:", "; ".join(sorted(set(filter(None, image_note.values())))))
     swift.plot_image_grid(list(images.values()), ra, dec, titles=titles, path=out / "xrt_images.png",
                           src_radius_arcsec=src_radius_arcsec, bkg_radii_arcsec=bkg_radii_arcsec)
-    display(Image(filename=out / "xrt_images.png"))
+    show_figure(out / "xrt_images.png")
 else: print("no sky images available")
 
 # %% [markdown]
@@ -249,7 +248,7 @@ rates["pileup"] = [swift.pileup_check(r, mode)["piled"] for r in rates["rate"]]
 rates.write(out / "xrt_count_rates.ecsv", overwrite=True)
 for r in rates: print(f"{r['obsid']}  day {r['day']:.2f}: {swift.pileup_check(r['rate'], mode)['note']}")
 swift.plot_count_rate_by_day(rates, out / "xrt_count_rate.png", title=f"{target}: Swift-XRT {mode}{sim_tag}")
-Image(filename=out / "xrt_count_rate.png")
+show_figure(out / "xrt_count_rate.png")
 
 # %% [markdown]
 # ## Spectral fits: all spectra with one parameter set, then each on its own
@@ -307,7 +306,7 @@ fit_all[[c for c in cols if c not in ("background_counts", "gof_p")]][:1]
 # (data - model) / sqrt(model) below:
 
 # %%
-Image(filename=products["none"]["spectra_plot"])
+show_figure(products["none"]["spectra_plot"])
 
 
 # %% [markdown]
@@ -346,7 +345,7 @@ print(f"{obsids[k]}: delta-stat <= 2.706 projects onto {contour[0]} [{xlo:.4g}, 
       f"regions close inside the grid: {spectra.contour_closes(region)}")
 spectra.plot_confidence_contour(region, out / "xrt_contour.png",
                                 title=f"{target} {obsids[k]}{sim_tag}\n{contour[0]} vs {contour[1]}")
-display(Image(filename=out / "xrt_contour.png"))
+show_figure(out / "xrt_contour.png")
 
 # %% [markdown]
 # ## Evolution through the week
@@ -359,7 +358,7 @@ display(Image(filename=out / "xrt_contour.png"))
 # %%
 spectra.plot_parameter_evolution(fit_each, "day", out / "xrt_parameter_evolution.png", title=f"{target}{sim_tag}")
 if spectra_note: print("fitted to stand-in spectra:", spectra_note)
-Image(filename=out / "xrt_parameter_evolution.png")
+show_figure(out / "xrt_parameter_evolution.png")
 
 # %% [markdown]
 # ## Comparison with the published joint fit
