@@ -373,6 +373,7 @@ def test_tpyx_parameters_cell_is_parsed_whole_by_papermill():
     assert names == assigned and {"grade", "obsmode", "lc_pi_range", "limits"} <= names
 
 
+@pytest.mark.slow   # 8 fits with profile intervals (about 40 s): the slow step runs it, the suite stays under 10 minutes
 def test_individual_fits_of_the_demo_spectra_recover_their_inputs(archive, tmp_path):
     "The 8 simulated T Pyx spectra fitted each on its own: no swapped components, every input within two half-widths."
     from mwnb.spectra import fit_spectra
